@@ -1,0 +1,83 @@
+"""Lets Chainer 7.8.1, its last release, import on today's Python and NumPy.
+
+Import this module before ``chainer``. It changes nothing where nothing is
+missing (Python 3.11 with NumPy 1.26 needs none of it). Chainer 7.8.1 reads
+two things that have since been removed:
+
+- ``numpy.sctypes`` (removed in NumPy 2), read by ``F.as_strided`` at import.
+  It is put back with the same contents NumPy 1.26 had for the kinds used.
+- ``numpy.distutils.system_info`` (removed in NumPy 2, and unusable on
+  Python >= 3.12), imported by Chainer's environment check, which calls
+  ``get_info('blas_opt')`` on macOS only, to warn about Accelerate. A stand-in
+  whose ``get_info`` finds nothing lets that check pass silently.
+
+Chainer also imports ``pkg_resources`` at run time, which setuptools 81
+removed: requirements.txt pins ``setuptools<81`` for that, and the warning
+setuptools 80 prints about it on every start is silenced here.
+"""
+import importlib
+import sys
+import types
+import warnings
+
+import numpy
+
+CUDNN_NOTE = ('note: cuDNN is not available (CuPy 14 ships none); Chainer '
+              'uses its own CUDA kernels instead, which is expected and '
+              'gives the same results')
+
+
+def _sctypes():
+    return {
+        'int': [numpy.int8, numpy.int16, numpy.int32, numpy.int64],
+        'uint': [numpy.uint8, numpy.uint16, numpy.uint32, numpy.uint64],
+        'float': [numpy.float16, numpy.float32, numpy.float64,
+                  numpy.longdouble],
+        'complex': [numpy.complex64, numpy.complex128, numpy.clongdouble],
+        'others': [bool, object, bytes, str, numpy.void],
+    }
+
+
+def _distutils_stand_in():
+    package = types.ModuleType('numpy.distutils')
+    system_info = types.ModuleType('numpy.distutils.system_info')
+    system_info.get_info = lambda name, notfound_action=0: {}
+    package.system_info = system_info
+    package.__path__ = []
+    return package, system_info
+
+
+def install():
+    """Provides what Chainer 7.8.1 needs and this NumPy lacks."""
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
+                            category=UserWarning)
+    if not hasattr(numpy, 'sctypes'):
+        numpy.sctypes = _sctypes()
+    try:
+        with warnings.catch_warnings():
+            # NumPy 1.26 on Python 3.11 still has it, deprecated: Chainer's
+            # own import would print that warning on every run.
+            warnings.simplefilter('ignore', DeprecationWarning)
+            importlib.import_module('numpy.distutils.system_info')
+    except ImportError:
+        package, system_info = _distutils_stand_in()
+        sys.modules['numpy.distutils'] = package
+        sys.modules['numpy.distutils.system_info'] = system_info
+
+
+def use_device(device):
+    """Makes ``device`` current, telling once and plainly when cuDNN is absent.
+
+    Without cuDNN, Chainer warns in three lines that CuPy should be
+    reinstalled; with CuPy 14, which has no cuDNN support at all, that advice
+    cannot be followed, so one line saying it is expected replaces it.
+    """
+    if device.xp is not numpy:
+        from chainer.backends import cuda
+        if not cuda.cudnn_enabled:
+            warnings.filterwarnings('ignore', message='cuDNN is not enabled')
+            print(CUDNN_NOTE, file=sys.stderr)
+    device.use()
+
+
+install()
