@@ -1,0 +1,46 @@
+"""Binary activation with the straight-through estimator (paper, Sec. 1.3)."""
+import compat  # noqa: F401  (must precede chainer)
+
+import chainer
+from chainer import backend
+from chainer.utils import type_check
+
+
+def binarize(x):
+    """Returns x^b = sign(x), +1 where x >= 0 else -1, in x's dtype (paper, Sec. 1.1)."""
+    xp = backend.get_array_module(x)
+    one = x.dtype.type(1)
+    return xp.where(x >= 0, one, -one)
+
+
+class BinaryStraightThrough(chainer.function_node.FunctionNode):
+
+    """q = sign(r) forward; g_r = g_q * 1_{|r| <= 1} backward (paper, Sec. 1.3)."""
+
+    def check_type_forward(self, in_types):
+        type_check._argname(in_types, ('x',))
+        type_check.expect(in_types[0].dtype.kind == 'f')
+
+    def forward(self, inputs):
+        x, = inputs
+        xp = backend.get_array_module(x)
+        # The mask is all backward needs; keeping it frees x.
+        self.pass_through = xp.abs(x) <= 1
+        return binarize(x),
+
+    def backward(self, indexes, grad_outputs):
+        gy, = grad_outputs
+        return gy * self.pass_through.astype(gy.dtype),
+
+
+def bst(x):
+    """Binary straight-through activation: sign(x) forward, hard tanh's gradient backward.
+
+    Args:
+        x (~chainer.Variable or array): Input of any shape, float dtype.
+
+    Returns:
+        ~chainer.Variable: +1 where x >= 0, else -1, in x's dtype.
+    """
+    y, = BinaryStraightThrough().apply((x,))
+    return y
