@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Chainer example: train the BinaryNet multi-layer perceptron on MNIST.
+
+Reproduces the 2016 Chainer port of BinaryNet (Courbariaux et al., "Binarized
+Neural Networks", arXiv:1602.02830): Adam with its defaults, batches of 100,
+20 epochs, two hidden binary layers of 1000 units, and its printed log.
+``--clip binary`` clips only the binary weights, as the paper does; the
+default clips every parameter, as the port's optimizer hook did.
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+import compat
+
+import numpy
+
+import chainer
+from chainer import computational_graph
+from chainer.dataset import convert
+import chainer.links as L
+
+import atomic_file
+import mnist
+import net
+import safe_npz
+from weight_clip import WeightClip
+
+PROG = os.path.basename(sys.argv[0]) or 'train_mnist.py'
+MODEL_FILE = 'mlp.model'
+STATE_FILE = 'mlp.state'
+LOG_FILE = 'log.json'
+
+
+class UsageError(Exception):
+    """A request that cannot be carried out as asked."""
+
+
+class _Parser(argparse.ArgumentParser):
+
+    def error(self, message):
+        # One line, without argparse's usage block: --help shows that.
+        self.exit(2, '{}: error: {}\n'.format(self.prog, message))
+
+
+def _integer(minimum, what):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                '{!r} is not an integer'.format(text))
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                'must be a {} integer, not {}'.format(what, value))
+        return value
+    return parse
+
+
+_positive_int = _integer(1, 'positive')
+
+
+def parse_args(argv=None):
+    parser = _Parser(prog=PROG, description='BinaryNet: MNIST')
+    parser.add_argument('--batchsize', '-b', type=_positive_int, default=100,
+                        help='Number of images in each mini-batch')
+    parser.add_argument('--epoch', '-e', type=_positive_int, default=20,
+                        help='Number of sweeps over the dataset to train')
+    parser.add_argument('--gpu', '-g', type=int, default=-1,
+                        help='GPU ID (negative value indicates CPU)')
+    parser.add_argument('--out', '-o', default='result',
+                        help='Directory to output the result')
+    parser.add_argument('--unit', '-u', type=_positive_int, default=1000,
+                        help='Number of units in each hidden layer')
+    parser.add_argument('--initmodel', '-m', default='',
+                        help='Initialize the model from given file')
+    parser.add_argument('--resume', '-r', default='',
+                        help='Resume the optimization from snapshot '
+                        '(with --initmodel: the model it belongs to)')
+    parser.add_argument('--seed', type=_integer(0, 'non-negative'), default=0,
+                        help='Random seed of the initial weights and of the '
+                        'order of the training examples')
+    parser.add_argument('--dataset-dir', default=None,
+                        help='Folder holding the four MNIST IDX files (gzip '
+                        'or not); default: the copy in data/mnist')
+    parser.add_argument('--clip', choices=('all', 'binary'), default='all',
+                        help="Parameters clipped to [-1, 1] after each "
+                        "update: 'all', as the Chainer port, or 'binary', "
+                        "the binary weights only, as the paper")
+    parser.add_argument('--noplot', dest='plot', action='store_false',
+                        help='Disable PlotReport extension')
+    args = parser.parse_args(argv)
+    if args.resume and not args.initmodel:
+        parser.error('--resume needs --initmodel: the optimizer state '
+                     'belongs to the model it was saved with')
+    return args
+
+
+def get_device(gpu):
+    if gpu < 0:
+        return chainer.get_device('@numpy')
+    from chainer.backends import cuda
+    if not cuda.available:
+        raise UsageError('--gpu {}: CUDA is not available (CuPy is not '
+                         'installed, or does not import)'.format(gpu))
+    try:
+        count = cuda.cupy.cuda.runtime.getDeviceCount()
+    except cuda.cupy.cuda.runtime.CUDARuntimeError as e:
+        raise UsageError('--gpu {}: no usable GPU ({})'.format(gpu, e))
+    if gpu >= count:
+        raise UsageError('--gpu {}: this machine has {} GPU(s)'.format(
+            gpu, count))
+    return chainer.get_device('@cupy:{}'.format(gpu))
+
+
+def add_clipping(optimizer, model, which):
+    """Clips every parameter (the port), or the binary weights (the paper)."""
+    if which == 'all':
+        optimizer.add_hook(WeightClip())
+    else:
+        for link in model.predictor.binary_links():
+            link.W.update_rule.add_hook(WeightClip())
+
+
+def epoch_iterator(dataset, batchsize, seed, epoch):
+    """One pass over ``dataset`` in an order drawn from (seed, epoch) alone.
+
+    A resumed run then sees the very orders an uninterrupted one would.
+    """
+    orders = numpy.random.RandomState([seed, epoch])
+    return chainer.iterators.SerialIterator(
+        dataset, batchsize, repeat=False,
+        order_sampler=chainer.iterators.ShuffleOrderSampler(orders))
+
+
+def run_epoch(model, optimizer, iterator, device, write_graph_to=None):
+    """Trains on one pass of ``iterator``; returns mean loss and accuracy."""
+    sum_loss = sum_accuracy = 0
+    count = 0
+    for batch in iterator:
+        x, t = convert.concat_examples(batch, device)
+        optimizer.update(model, x, t)
+        if write_graph_to:
+            write_graph(model.loss, write_graph_to)
+            write_graph_to = None
+        # Summed on the device: a float() here would wait for the GPU at
+        # every step.
+        sum_loss += model.loss.array * len(t)
+        sum_accuracy += model.accuracy.array * len(t)
+        count += len(t)
+    return float(sum_loss) / count, float(sum_accuracy) / count
+
+
+def evaluate(model, iterator, device):
+    """Mean loss and accuracy in inference mode (population statistics)."""
+    sum_loss = sum_accuracy = 0
+    count = 0
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        for batch in iterator:
+            x, t = convert.concat_examples(batch, device)
+            loss = model(x, t)
+            sum_loss += loss.array * len(t)
+            sum_accuracy += model.accuracy.array * len(t)
+            count += len(t)
+    iterator.reset()
+    return float(sum_loss) / count, float(sum_accuracy) / count
+
+
+def write_graph(loss, path):
+    graph = computational_graph.build_computational_graph(
+        (loss,), remove_split=True)
+    with atomic_file.open_for_write(path, 'w') as f:
+        f.write(graph.dump())
+    print('graph generated')
+
+
+def read_log(path, last_epoch):
+    """The entries of an earlier run's log.json up to ``last_epoch``."""
+    try:
+        with open(path) as f:
+            entries = json.load(f)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise UsageError('{} cannot be continued: {}'.format(path, e))
+    return [e for e in entries if e.get('epoch', 0) <= last_epoch]
+
+
+def write_log(entries, out, plot):
+    with atomic_file.open_for_write(os.path.join(out, LOG_FILE), 'w') as f:
+        json.dump(entries, f, indent=4)
+    if plot:
+        plot_log(entries, out)
+
+
+def plot_log(entries, out):
+    """Draws loss.png and accuracy.png, as Chainer's PlotReport does."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    epochs = [e['epoch'] for e in entries]
+    for quantity in ('loss', 'accuracy'):
+        figure, axes = plt.subplots()
+        for key in ('main/' + quantity, 'validation/main/' + quantity):
+            axes.plot(epochs, [e[key] for e in entries], marker='x',
+                      label=key)
+        axes.set_xlabel('epoch')
+        axes.legend(loc='best')
+        with atomic_file.open_for_write(
+                os.path.join(out, quantity + '.png')) as f:
+            figure.savefig(f, format='png')
+        plt.close(figure)
+
+
+def plotting_available():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def save_snapshot(model, optimizer, out):
+    # A second Ctrl-C must not cut the snapshot short.
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        print('save the model')
+        safe_npz.save(os.path.join(out, MODEL_FILE), model)
+        print('save the optimizer')
+        safe_npz.save(os.path.join(out, STATE_FILE), optimizer)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def train(args):
+    device = get_device(args.gpu)
+    if args.plot and not plotting_available():
+        print('note: matplotlib is not installed, so no plots are drawn',
+              file=sys.stderr)
+        args.plot = False
+    # The initializers draw from NumPy's global generator, even on a GPU.
+    numpy.random.seed(args.seed)
+    if device.xp is not numpy:
+        device.xp.random.seed(args.seed)
+
+    print('load MNIST dataset')
+    train_data, test_data = mnist.get_mnist(args.dataset_dir)
+
+    model = L.Classifier(net.MnistMLP(784, args.unit, 10))
+    if args.initmodel:
+        print('Load model from', args.initmodel)
+        safe_npz.load(args.initmodel, model)
+    compat.use_device(device)
+    model.to_device(device)
+
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    add_clipping(optimizer, model, args.clip)
+    if args.resume:
+        print('Load optimizer state from', args.resume)
+        safe_npz.load(args.resume, optimizer)
+    if optimizer.epoch >= args.epoch:
+        raise UsageError('{} has trained {} epochs already: ask for more '
+                         'with --epoch'.format(args.resume, optimizer.epoch))
+
+    os.makedirs(args.out, exist_ok=True)
+    log = read_log(os.path.join(args.out, LOG_FILE), optimizer.epoch)
+    test_iter = chainer.iterators.SerialIterator(
+        test_data, args.batchsize, repeat=False, shuffle=False)
+    graph_path = os.path.join(args.out, 'graph.dot')
+    elapsed = log[-1]['elapsed_time'] if log else 0.
+
+    try:
+        for epoch in range(optimizer.epoch + 1, args.epoch + 1):
+            print('epoch', epoch)
+            start = time.perf_counter()
+            train_iter = epoch_iterator(train_data, args.batchsize,
+                                        args.seed, epoch)
+            loss, accuracy = run_epoch(model, optimizer, train_iter, device,
+                                       graph_path if epoch == 1 else None)
+            optimizer.new_epoch()
+            print('train mean loss={}, accuracy={}'.format(loss, accuracy))
+            test_loss, test_accuracy = evaluate(model, test_iter, device)
+            print('test  mean loss={}, accuracy={}'.format(
+                test_loss, test_accuracy))
+            elapsed += time.perf_counter() - start
+            log.append({
+                'epoch': epoch,
+                'iteration': optimizer.t,
+                'main/loss': loss,
+                'main/accuracy': accuracy,
+                'validation/main/loss': test_loss,
+                'validation/main/accuracy': test_accuracy,
+                'elapsed_time': elapsed,
+            })
+            write_log(log, args.out, args.plot)
+    except KeyboardInterrupt:
+        if optimizer.t == 0:
+            print('interrupted before the first update: nothing to save',
+                  file=sys.stderr)
+            return 130
+        print('interrupted after {} complete epoch(s)'.format(
+            optimizer.epoch), file=sys.stderr)
+        save_snapshot(model, optimizer, args.out)
+        print('resume with: --initmodel {} --resume {}'.format(
+            os.path.join(args.out, MODEL_FILE),
+            os.path.join(args.out, STATE_FILE)), file=sys.stderr)
+        return 130
+    save_snapshot(model, optimizer, args.out)
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return train(args)
+    except (UsageError, mnist.MnistError, safe_npz.LoadError) as e:
+        message = str(e)
+    except OSError as e:
+        message = 'cannot write to {}: {}'.format(args.out, e.strerror or e)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+    print('{}: error: {}'.format(PROG, message), file=sys.stderr)
+    return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
