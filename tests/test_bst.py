@@ -1,0 +1,57 @@
+import numpy
+import pytest
+
+import chainer
+from chainer.backends import cuda
+
+from bst import binarize, bst
+
+X = numpy.array([-2., -1.5, -1., -0.5, -0., 0., 0.25, 1., 1.5], numpy.float32)
+SIGN = numpy.array([-1, -1, -1, -1, 1, 1, 1, 1, 1], numpy.float32)
+PASS = numpy.array([0, 0, 1, 1, 1, 1, 1, 1, 0], numpy.float32)
+
+
+@pytest.mark.parametrize('dtype', [numpy.float16, numpy.float32,
+                                   numpy.float64])
+def test_forward_is_sign_with_zero_positive(dtype):
+    y = bst(X.astype(dtype))
+    assert y.dtype == dtype
+    numpy.testing.assert_array_equal(y.array, SIGN)
+
+
+def test_binarize_keeps_shape_and_dtype():
+    x = numpy.linspace(-1, 1, 12, dtype=numpy.float64).reshape(3, 4)
+    b = binarize(x)
+    assert b.shape == (3, 4) and b.dtype == numpy.float64
+    numpy.testing.assert_array_equal(b, numpy.where(x >= 0, 1., -1.))
+
+
+def test_backward_passes_gradient_where_abs_x_at_most_one():
+    x = chainer.Variable(X.copy())
+    y = bst(x)
+    gy = numpy.arange(1, len(X) + 1, dtype=numpy.float32)
+    y.grad = gy
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad, gy * PASS)
+
+
+def test_rejects_integer_input():
+    with pytest.raises(chainer.utils.type_check.InvalidType):
+        bst(numpy.arange(3, dtype=numpy.int32))
+
+
+@pytest.mark.gpu
+def test_gpu_agrees_with_cpu():
+    rng = numpy.random.RandomState(0)
+    x_cpu = rng.uniform(-2, 2, (64, 33)).astype(numpy.float32)
+    x_cpu[0, :3] = (0, 1, -1)
+    gy_cpu = rng.normal(size=x_cpu.shape).astype(numpy.float32)
+    results = []
+    for xp in (numpy, cuda.cupy):
+        x = chainer.Variable(xp.asarray(x_cpu))
+        y = bst(x)
+        y.grad = xp.asarray(gy_cpu)
+        y.backward()
+        results.append((cuda.to_cpu(y.array), cuda.to_cpu(x.grad)))
+    numpy.testing.assert_array_equal(results[0][0], results[1][0])
+    numpy.testing.assert_array_equal(results[0][1], results[1][1])

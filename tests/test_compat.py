@@ -1,0 +1,71 @@
+import sys
+import warnings
+
+import numpy
+import pytest
+
+import chainer
+from chainer.backends import cuda
+import chainer.functions as F
+
+import compat
+
+NUMPY_2 = int(numpy.__version__.split('.')[0]) >= 2
+
+
+def test_sctypes_as_chainer_reads_them():
+    assert numpy.int32 in numpy.sctypes['int']
+    assert numpy.float16 in numpy.sctypes['float']
+    x = chainer.Variable(numpy.arange(6, dtype=numpy.float32))
+    y = F.as_strided(x, (2, 2), (2, 1))  # reads numpy.sctypes, both ways
+    numpy.testing.assert_array_equal(y.array, [[0, 1], [2, 3]])
+    y.grad = numpy.ones((2, 2), numpy.float32)
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad, [1, 1, 1, 1, 0, 0])
+
+
+def test_distutils_is_real_where_it_exists_and_a_stand_in_elsewhere():
+    system_info = sys.modules['numpy.distutils.system_info']
+    if NUMPY_2 or sys.version_info >= (3, 12):
+        assert not hasattr(system_info, '__file__')
+        assert system_info.get_info('blas_opt') == {}
+    else:
+        assert system_info.__file__.endswith('system_info.py')
+
+
+def test_sctypes_stand_in_only_where_numpy_lacks_them():
+    if NUMPY_2:
+        assert numpy.sctypes.keys() == compat._sctypes().keys()
+    else:
+        assert numpy.sctypes['int'] == numpy.core.numerictypes.sctypes['int']
+
+
+class FakeGpuDevice(object):
+    xp = object()
+    used = False
+
+    def use(self):
+        self.used = True
+
+
+def test_missing_cudnn_is_one_plain_line(monkeypatch, capsys):
+    monkeypatch.setattr(cuda, 'cudnn_enabled', False)
+    device = FakeGpuDevice()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        compat.use_device(device)
+        warnings.warn('cuDNN is not enabled.\nPlease reinstall CuPy')
+    assert device.used
+    assert capsys.readouterr().err == compat.CUDNN_NOTE + '\n'
+    assert not caught
+
+
+def test_cpu_device_says_nothing(capsys):
+    compat.use_device(chainer.get_device('@numpy'))
+    assert capsys.readouterr() == ('', '')
+
+
+@pytest.mark.gpu
+def test_gpu_device_is_made_current():
+    compat.use_device(chainer.get_device('@cupy:0'))
+    assert cuda.cupy.cuda.Device().id == 0

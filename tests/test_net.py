@@ -1,0 +1,51 @@
+import numpy
+import pytest
+
+import chainer
+
+from binary_linear import BinaryLinear
+from net import MnistMLP
+
+
+def batch(n=8, n_in=784):
+    return numpy.random.RandomState(0).uniform(
+        0, 1, (n, n_in)).astype(numpy.float32)
+
+
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('n_units', [1, 33, 1000])
+def test_logits_shape_and_dtype(train, n_units):
+    model = MnistMLP(784, n_units, 10)
+    with chainer.using_config('train', train):
+        y = model(batch())
+    assert y.shape == (8, 10) and y.dtype == numpy.float32
+
+
+def test_hidden_activations_are_plus_minus_one():
+    model = MnistMLP(784, 20, 10)
+    h = model.b1(model.l1(batch()))
+    from bst import bst
+    values = set(numpy.unique(bst(h).array))
+    assert values <= {-1., 1.} and len(values) == 2
+
+
+def test_training_mode_updates_statistics_and_inference_mode_uses_them():
+    model = MnistMLP(784, 20, 10)
+    x = batch()
+    before = model.b3.avg_mean.copy()
+    with chainer.using_config('train', False):
+        y1 = model(x).array
+        y2 = model(x[:1]).array
+    numpy.testing.assert_array_equal(model.b3.avg_mean, before)
+    # Inference mode normalises each image alone, batch or not.
+    numpy.testing.assert_allclose(y1[:1], y2, rtol=1e-6)
+    model(x)
+    assert not numpy.array_equal(model.b3.avg_mean, before)
+
+
+def test_binary_links_are_the_three_binary_layers():
+    model = MnistMLP(784, 20, 10)
+    links = model.binary_links()
+    assert all(isinstance(link, BinaryLinear) for link in links)
+    assert {id(link) for link in links} == {
+        id(model.l1), id(model.l2), id(model.l3)}

@@ -1,0 +1,138 @@
+import os
+
+import numpy
+import pytest
+
+import chainer
+import chainer.links as L
+
+from net import MnistMLP
+import safe_npz
+from safe_npz import LoadError
+
+
+def model(units=5, seed=0):
+    numpy.random.seed(seed)
+    return L.Classifier(MnistMLP(12, units, 3))
+
+
+def trained_optimizer(target):
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(target)
+    x = numpy.random.RandomState(0).uniform(size=(4, 12)).astype('f')
+    optimizer.update(target, x, numpy.array([0, 1, 2, 0], numpy.int32))
+    optimizer.new_epoch()
+    return optimizer
+
+
+def params(link):
+    return {name: p.array.copy() for name, p in link.namedparams()}
+
+
+def test_model_round_trip(tmp_path):
+    path = str(tmp_path / 'm.npz')
+    saved = model(seed=1)
+    safe_npz.save(path, saved)
+    loaded = model(seed=2)
+    safe_npz.load(path, loaded)
+    for name, array in params(saved).items():
+        numpy.testing.assert_array_equal(params(loaded)[name], array)
+    numpy.testing.assert_array_equal(loaded.predictor.b1.avg_var,
+                                     saved.predictor.b1.avg_var)
+
+
+def test_optimizer_round_trip(tmp_path):
+    path = str(tmp_path / 's.npz')
+    saved = trained_optimizer(model())
+    safe_npz.save(path, saved)
+    loaded = chainer.optimizers.Adam()
+    loaded.setup(model())
+    safe_npz.load(path, loaded)
+    assert (loaded.t, loaded.epoch) == (1, 1)
+    state = loaded.target.predictor.l2.W.update_rule.state
+    numpy.testing.assert_array_equal(
+        state['m'], saved.target.predictor.l2.W.update_rule.state['m'])
+
+
+def test_pickled_objects_are_refused_unrun(tmp_path):
+    marker = tmp_path / 'ran'
+
+    class Payload(object):
+        def __reduce__(self):
+            return (open, (str(marker), 'w'))
+
+    path = str(tmp_path / 'evil.npz')
+    serializer = chainer.serializers.DictionarySerializer()
+    serializer.save(model())
+    arrays = serializer.target
+    arrays['predictor/l1/W'] = numpy.array([Payload()], dtype=object)
+    numpy.savez(path, **arrays)
+    with pytest.raises(LoadError, match='cannot be loaded'):
+        safe_npz.load(path, model())
+    assert not marker.exists()
+    # The payload is live: loading as Chainer's load_npz does runs it.
+    with numpy.load(path, allow_pickle=True) as npz:
+        npz['predictor/l1/W']
+    assert marker.exists()
+
+
+def test_other_unit_count_is_refused(tmp_path):
+    path = str(tmp_path / 'm.npz')
+    safe_npz.save(path, model(units=1))  # broadcastable into 5 units
+    with pytest.raises(LoadError, match=r'has shape \(1,.*\) where \(5,'):
+        safe_npz.load(path, model(units=5))
+
+
+def test_optimizer_of_other_unit_count_is_refused(tmp_path):
+    path = str(tmp_path / 's.npz')
+    safe_npz.save(path, trained_optimizer(model(units=1)))
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model(units=5))
+    with pytest.raises(LoadError, match='another --unit'):
+        safe_npz.load(path, optimizer)
+
+
+def test_optimizer_file_is_not_a_model(tmp_path):
+    path = str(tmp_path / 's.npz')
+    safe_npz.save(path, trained_optimizer(model()))
+    with pytest.raises(LoadError, match='has no entry'):
+        safe_npz.load(path, model())
+
+
+@pytest.mark.parametrize('content', [b'', b'not a zip file at all',
+                                     'truncated'])
+def test_unreadable_files_are_refused(tmp_path, content):
+    path = str(tmp_path / 'm.npz')
+    if content == 'truncated':
+        safe_npz.save(path, model())
+        with open(path, 'rb') as f:
+            content = f.read()[:1000]
+    with open(path, 'wb') as f:
+        f.write(content)
+    with pytest.raises(LoadError, match='m.npz'):
+        safe_npz.load(path, model())
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(LoadError, match='no such file'):
+        safe_npz.load(str(tmp_path / 'absent'), model())
+    with pytest.raises(LoadError, match='is a folder'):
+        safe_npz.load(str(tmp_path), model())
+
+
+def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = str(tmp_path / 'm.npz')
+    safe_npz.save(path, model())
+    with open(path, 'rb') as f:
+        before = f.read()
+
+    def broken_save(f, obj):
+        f.write(b'partial')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safe_npz.serializers, 'save_npz', broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        safe_npz.save(path, model(seed=3))
+    with open(path, 'rb') as f:
+        assert f.read() == before
+    assert os.listdir(tmp_path) == ['m.npz']

@@ -1,0 +1,242 @@
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+import chainer
+import chainer.links as L
+
+from conftest import ROOT, gpu_usable, idx_images, idx_labels
+import mnist
+from net import MnistMLP
+import safe_npz
+import train_mnist
+
+SCRIPT = os.path.join(ROOT, 'train_mnist.py')
+N_TRAIN, N_TEST = 10000, 1000
+
+
+@pytest.fixture(scope='module')
+def data_slice(tmp_path_factory):
+    """The first images of the real MNIST, as a --dataset-dir."""
+    folder = tmp_path_factory.mktemp('mnist_slice')
+    for split, n in (('train', N_TRAIN), ('test', N_TEST)):
+        images_name, labels_name = mnist.SPLITS[split]
+        with gzip.open(os.path.join(mnist.SHIPPED_DIR,
+                                    images_name + '.gz')) as f:
+            images = mnist.parse_images(f.read(), images_name)[:n]
+        with gzip.open(os.path.join(mnist.SHIPPED_DIR,
+                                    labels_name + '.gz')) as f:
+            labels = mnist.parse_labels(f.read(), labels_name)[:n]
+        (folder / images_name).write_bytes(idx_images(images))
+        (folder / labels_name).write_bytes(idx_labels(labels))
+    return str(folder)
+
+
+def run(data_slice, out, *flags):
+    return train_mnist.main(['--dataset-dir', data_slice, '--out', str(out),
+                             '--unit', '100', '--noplot'] + list(flags))
+
+
+def read_log(out):
+    with open(os.path.join(out, 'log.json')) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def two_epochs(data_slice, tmp_path_factory):
+    out = tmp_path_factory.mktemp('two_epochs')
+    assert run(data_slice, out, '--epoch', '2') == 0
+    return out
+
+
+def test_short_run_learns_and_prints_the_ports_log(data_slice, tmp_path,
+                                                   capsys):
+    assert run(data_slice, tmp_path, '--epoch', '2') == 0
+    lines = capsys.readouterr().out.splitlines()
+    number = r'[0-9]+\.[0-9]+'
+    train = 'train mean loss=#, accuracy=#'
+    test = 'test  mean loss=#, accuracy=#'
+    expected = ['load MNIST dataset', 'epoch 1', 'graph generated', train,
+                test, 'epoch 2', train, test, 'save the model',
+                'save the optimizer']
+    assert len(lines) == len(expected)
+    for line, pattern in zip(lines, expected):
+        assert re.fullmatch(re.escape(pattern).replace('\\#', number), line)
+    log = read_log(tmp_path)
+    assert [e['epoch'] for e in log] == [1, 2]
+    assert log[1]['iteration'] == 2 * N_TRAIN // 100
+    # 10,000 images, 2 epochs, 100 units: 0.852-0.859 measured (seeds 1-3).
+    assert log[1]['validation/main/accuracy'] >= 0.82
+    assert 'BinaryStraightThrough' in (tmp_path / 'graph.dot').read_text()
+    assert {'mlp.model', 'mlp.state'} <= set(os.listdir(tmp_path))
+
+
+def test_plots_are_drawn(data_slice, tmp_path):
+    pytest.importorskip('matplotlib')
+    assert train_mnist.main(['--dataset-dir', data_slice, '--out',
+                             str(tmp_path), '--unit', '10', '-e', '1']) == 0
+    for name in ('loss.png', 'accuracy.png'):
+        assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def arrays(path):
+    with numpy.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def test_resumed_run_continues_where_it_stopped(data_slice, two_epochs,
+                                                tmp_path, capsys):
+    assert run(data_slice, tmp_path, '--epoch', '1') == 0
+    capsys.readouterr()
+    assert run(data_slice, tmp_path, '--epoch', '2',
+               '--initmodel', str(tmp_path / 'mlp.model'),
+               '--resume', str(tmp_path / 'mlp.state')) == 0
+    printed = capsys.readouterr().out
+    assert 'epoch 2' in printed and 'epoch 1' not in printed
+    assert read_log(tmp_path)[:2] == [
+        dict(e, elapsed_time=pytest.approx(e['elapsed_time'], abs=1e9))
+        for e in read_log(two_epochs)]
+    # Same orders, same optimizer state: the same model as without a break.
+    for name in ('mlp.model', 'mlp.state'):
+        resumed, straight = arrays(tmp_path / name), arrays(two_epochs / name)
+        assert resumed.keys() == straight.keys()
+        for key in straight:
+            numpy.testing.assert_array_equal(resumed[key], straight[key],
+                                             err_msg=key)
+
+
+def test_initmodel_starts_from_the_saved_weights(data_slice, two_epochs,
+                                                 tmp_path):
+    assert run(data_slice, tmp_path, '--epoch', '1',
+               '--initmodel', str(two_epochs / 'mlp.model')) == 0
+    fresh, = read_log(two_epochs)[:1]
+    continued, = read_log(tmp_path)
+    assert continued['epoch'] == 1
+    assert continued['main/accuracy'] > fresh['main/accuracy'] + 0.03
+
+
+def test_ctrl_c_leaves_a_resumable_snapshot(data_slice, tmp_path,
+                                            monkeypatch, capsys):
+    concat_examples = train_mnist.convert.concat_examples
+    batches = []
+
+    def interrupted_in_epoch_2(*args):
+        batches.append(1)
+        # Epoch 1 is 100 training and 10 test batches: stop 5 into epoch 2.
+        if len(batches) == 115:
+            raise KeyboardInterrupt
+        return concat_examples(*args)
+
+    monkeypatch.setattr(train_mnist.convert, 'concat_examples',
+                        interrupted_in_epoch_2)
+    assert run(data_slice, tmp_path, '--epoch', '3') == 130
+    assert 'interrupted after 1 complete epoch(s)' in capsys.readouterr().err
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(L.Classifier(MnistMLP(784, 100, 10)))
+    safe_npz.load(str(tmp_path / 'mlp.state'), optimizer)
+    assert (optimizer.epoch, optimizer.t) == (1, 104)
+    monkeypatch.undo()
+    assert run(data_slice, tmp_path, '--epoch', '3',
+               '--initmodel', str(tmp_path / 'mlp.model'),
+               '--resume', str(tmp_path / 'mlp.state')) == 0
+    assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2, 3]
+
+
+def test_ctrl_c_before_any_update_saves_nothing(data_slice, tmp_path,
+                                                monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_mnist, 'run_epoch', interrupted)
+    assert run(data_slice, tmp_path) == 130
+    assert not (tmp_path / 'mlp.model').exists()
+
+
+@pytest.mark.parametrize('which,clipped', [
+    ('all', {'W', 'b', 'gamma', 'beta'}),
+    ('binary', {'W'}),
+])
+def test_clipping_choice(which, clipped):
+    model = L.Classifier(MnistMLP(6, 5, 3))
+    for param in model.params():
+        param.array[...] = 5
+        param.grad = numpy.zeros_like(param.array)
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    train_mnist.add_clipping(optimizer, model, which)
+    optimizer.update()
+    for name, param in model.namedparams():
+        expected = 1 if name.rsplit('/', 1)[1] in clipped else 5
+        assert param.array.max() == expected, name
+
+
+# Bad input, through the command line as a user meets it.
+
+def run_script(*args, cwd):
+    return subprocess.run([sys.executable, SCRIPT] + list(args), cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def snapshot(folder):
+    return {name: (folder / name).read_bytes() for name in os.listdir(folder)}
+
+
+@pytest.fixture
+def previous_run(two_epochs, tmp_path):
+    out = tmp_path / 'result'
+    shutil.copytree(two_epochs, out)
+    return out
+
+
+def bad_files(folder):
+    (folder / 'garbage.npz').write_bytes(b'PK\x03\x04 not really a zip')
+    numpy.random.seed(0)
+    safe_npz.save(str(folder / 'units50.model'),
+                  L.Classifier(MnistMLP(784, 50, 10)))
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--initmodel', 'absent.model'], 'absent.model: no such file'),
+    (['--initmodel', 'garbage.npz'], 'garbage.npz is not a readable npz'),
+    (['--initmodel', 'units50.model'], 'saved with another --unit'),
+    (['--initmodel', 'result/mlp.model', '--resume', 'garbage.npz'],
+     'garbage.npz is not a readable npz'),
+    (['--initmodel', 'result/mlp.model', '--resume', 'result/mlp.state',
+      '--epoch', '2'], 'has trained 2 epochs already'),
+    (['--resume', 'result/mlp.state'], '--resume needs --initmodel'),
+    (['--epoch', '0'], 'argument --epoch/-e: must be a positive integer'),
+    (['--batchsize', '-1'], 'argument --batchsize/-b: must be a positive'),
+    (['--unit', 'many'], "argument --unit/-u: 'many' is not an integer"),
+    (['--dataset-dir', 'nowhere'], 'nowhere has no train-images-idx3-ubyte'),
+])
+def test_bad_input_is_one_line_and_harms_nothing(
+        data_slice, previous_run, flags, message):
+    cwd = previous_run.parent
+    bad_files(cwd)
+    before = snapshot(previous_run)
+    if '--dataset-dir' not in flags:
+        flags = ['--dataset-dir', data_slice] + flags
+    result = run_script('--unit', '100', '--out', 'result', *flags, cwd=cwd)
+    assert result.returncode != 0
+    assert result.stderr.count('\n') == 1, result.stderr
+    assert result.stderr.startswith('train_mnist.py: error: ')
+    assert message in result.stderr
+    assert snapshot(previous_run) == before
+
+
+def test_gpu_without_cuda_is_one_line(data_slice, previous_run):
+    if gpu_usable():
+        pytest.skip('this machine has a usable GPU')
+    before = snapshot(previous_run)
+    result = run_script('--gpu', '0', '--out', 'result', '--dataset-dir',
+                        data_slice, cwd=previous_run.parent)
+    assert result.returncode == 1
+    assert result.stderr.startswith('train_mnist.py: error: --gpu 0: ')
+    assert result.stderr.count('\n') == 1, result.stderr
+    assert snapshot(previous_run) == before
