@@ -70,12 +70,12 @@ def get_mnist(dataset_dir=None):
         MnistError: a file is missing, corrupt, truncated or malformed.
     """
     if dataset_dir is not None:
-        find = _folder_reader(dataset_dir, verify=False)
-    elif all(_present(SHIPPED_DIR, name) for name in SHA256):
-        find = _folder_reader(SHIPPED_DIR, verify=True)
+        read = _folder_reader(dataset_dir, verify=False)
+    elif all(_find(SHIPPED_DIR, name) for name in SHA256):
+        read = _folder_reader(SHIPPED_DIR, verify=True)
     else:
-        find = _cache_reader()
-    return tuple(_split(find, *SPLITS[split]) for split in ('train', 'test'))
+        read = _cache_reader()
+    return tuple(_split(read, *SPLITS[split]) for split in ('train', 'test'))
 
 
 def _split(read, images_name, labels_name):
@@ -90,21 +90,25 @@ def _split(read, images_name, labels_name):
     return tuple_dataset.TupleDataset(x, labels.astype(numpy.int32))
 
 
-def _present(folder, name):
-    return any(os.path.isfile(os.path.join(folder, name + suffix))
-               for suffix in ('.gz', ''))
+def _find(folder, name):
+    """The path of ``name`` in ``folder``, gzipped or not; None if absent."""
+    for path in (os.path.join(folder, name + '.gz'),
+                 os.path.join(folder, name)):
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _folder_reader(folder, verify):
     def read(name):
-        for suffix in ('.gz', ''):
-            path = os.path.join(folder, name + suffix)
-            if os.path.isfile(path):
-                data = _read(path)
-                if verify:
-                    _check_sha256(data, name, path)
-                return path, data
-        raise MnistError('{} has no {} (nor {}.gz)'.format(folder, name, name))
+        path = _find(folder, name)
+        if path is None:
+            raise MnistError('{} has no {} (nor {}.gz)'.format(
+                folder, name, name))
+        data = _read(path)
+        if verify:
+            _check_sha256(data, name, path)
+        return path, data
     return read
 
 

@@ -186,7 +186,11 @@ def read_log(path, last_epoch):
         return []
     except (OSError, ValueError) as e:
         raise UsageError('{} cannot be continued: {}'.format(path, e))
-    return [e for e in entries if e.get('epoch', 0) <= last_epoch]
+    if not (isinstance(entries, list) and
+            all(isinstance(e, dict) and 'epoch' in e for e in entries)):
+        raise UsageError('{} cannot be continued: it is not a log of '
+                         'epochs'.format(path))
+    return [e for e in entries if e['epoch'] <= last_epoch]
 
 
 def write_log(entries, out, plot):
@@ -268,7 +272,9 @@ def train(args):
                          'with --epoch'.format(args.resume, optimizer.epoch))
 
     os.makedirs(args.out, exist_ok=True)
-    log = read_log(os.path.join(args.out, LOG_FILE), optimizer.epoch)
+    log = []
+    if args.resume:
+        log = read_log(os.path.join(args.out, LOG_FILE), optimizer.epoch)
     test_iter = chainer.iterators.SerialIterator(
         test_data, args.batchsize, repeat=False, shuffle=False)
     graph_path = os.path.join(args.out, 'graph.dot')

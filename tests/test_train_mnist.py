@@ -240,3 +240,17 @@ def test_gpu_without_cuda_is_one_line(data_slice, previous_run):
     assert result.stderr.startswith('train_mnist.py: error: --gpu 0: ')
     assert result.stderr.count('\n') == 1, result.stderr
     assert snapshot(previous_run) == before
+
+
+def test_resume_into_a_broken_log_is_one_line(data_slice, previous_run):
+    (previous_run / 'log.json').write_text('{"epoch": ')
+    before = snapshot(previous_run)
+    result = run_script('--unit', '100', '--out', 'result', '--epoch', '3',
+                        '--initmodel', 'result/mlp.model',
+                        '--resume', 'result/mlp.state',
+                        '--dataset-dir', data_slice, cwd=previous_run.parent)
+    assert result.returncode == 1
+    assert result.stderr.startswith('train_mnist.py: error: ')
+    assert 'log.json cannot be continued' in result.stderr
+    assert result.stderr.count('\n') == 1, result.stderr
+    assert snapshot(previous_run) == before
