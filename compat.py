@@ -1,15 +1,15 @@
 """Lets Chainer 7.8.1, its last release, import on today's Python and NumPy.
 
 Import this module before ``chainer``. It changes nothing where nothing is
-missing (Python 3.11 with NumPy 1.26 needs none of it). Chainer 7.8.1 reads
-two things that have since been removed:
+missing. Chainer 7.8.1 reads two things that have since gone:
 
-- ``numpy.sctypes`` (removed in NumPy 2), read by ``F.as_strided`` at import.
-  It is put back with the same contents NumPy 1.26 had for the kinds used.
-- ``numpy.distutils.system_info`` (removed in NumPy 2, and unusable on
-  Python >= 3.12), imported by Chainer's environment check, which calls
-  ``get_info('blas_opt')`` on macOS only, to warn about Accelerate. A stand-in
-  whose ``get_info`` finds nothing lets that check pass silently.
+- ``numpy.sctypes`` (removed in NumPy 2), read by ``F.as_strided``. It is put
+  back with the contents NumPy 1.26 had.
+- ``numpy.distutils.system_info``, imported by Chainer's environment check:
+  removed in NumPy 2, absent for Python >= 3.12, and broken even with NumPy
+  1.26 beside setuptools >= 74 (no ``distutils.msvccompiler``). The check
+  calls ``get_info('blas_opt')`` on macOS only, to warn about Accelerate; a
+  stand-in whose ``get_info`` finds nothing lets it pass silently.
 
 Chainer also imports ``pkg_resources`` at run time, which setuptools 81
 removed: requirements.txt pins ``setuptools<81`` for that, and the warning
