@@ -6,7 +6,7 @@ import tempfile
 
 @contextlib.contextmanager
 def open_for_write(path, mode='wb'):
-    """Yields a file in ``path``'s folder that takes ``path``'s place on success.
+    """Yields a file that takes ``path``'s place when the block succeeds.
 
     A crash or Ctrl-C before the end leaves the old file (if any) untouched
     and no temporary file behind; ``os.replace`` is atomic on POSIX and

@@ -12,7 +12,7 @@ from bst import binarize
 
 class BinaryLinearFunction(chainer.function_node.FunctionNode):
 
-    """y = x . W_b^T + b with W_b = sign(W), the paper's binary product (Sec. 1.2).
+    """y = x . W_b^T + b with W_b = sign(W): the binary product (Sec. 1.2).
 
     Backward: gx = gy . W_b; gW = gy^T . x, straight through sign(W) to the
     real-valued W; gb = the sum of gy over the batch.

@@ -7,7 +7,7 @@ from chainer.utils import type_check
 
 
 def binarize(x):
-    """Returns x^b = sign(x), +1 where x >= 0 else -1, in x's dtype (paper, Sec. 1.1)."""
+    """x^b = sign(x): +1 where x >= 0, else -1, in x's dtype (Sec. 1.1)."""
     xp = backend.get_array_module(x)
     one = x.dtype.type(1)
     return xp.where(x >= 0, one, -one)
@@ -15,7 +15,7 @@ def binarize(x):
 
 class BinaryStraightThrough(chainer.function_node.FunctionNode):
 
-    """q = sign(r) forward; g_r = g_q * 1_{|r| <= 1} backward (paper, Sec. 1.3)."""
+    """Forward q = sign(r); backward g_r = g_q 1_{|r| <= 1} (Sec. 1.3)."""
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('x',))
@@ -34,7 +34,7 @@ class BinaryStraightThrough(chainer.function_node.FunctionNode):
 
 
 def bst(x):
-    """Binary straight-through activation: sign(x) forward, hard tanh's gradient backward.
+    """Binary activation: sign(x) forward, hard tanh's gradient backward.
 
     Args:
         x (~chainer.Variable or array): Input of any shape, float dtype.

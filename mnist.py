@@ -1,4 +1,4 @@
-"""MNIST from IDX files, offline and verified, in the form ``chainer.datasets.get_mnist()`` gives.
+"""MNIST from IDX files, offline and verified, as Chainer's ``get_mnist()``.
 
 Where the files come from, in order:
 1. ``dataset_dir``, any folder holding the four standard IDX files (gzip or

@@ -1,4 +1,4 @@
-"""The BinaryNet multi-layer perceptron for MNIST, as the Chainer port builds it."""
+"""The BinaryNet multi-layer perceptron for MNIST, as in the Chainer port."""
 import compat  # noqa: F401  (must precede chainer)
 
 import chainer
@@ -10,7 +10,7 @@ from bst import bst
 
 class MnistMLP(chainer.Chain):
 
-    """h_k = bst(BN(BinaryLinear(h_{k-1}))) twice, then logits = BN(BinaryLinear(h_2)).
+    """h_k = bst(BN(BinaryLinear(h_k-1))), k = 1, 2; y = BN(BinaryLinear(h_2))
 
     Batch normalization follows every binary layer (paper, Algorithm 1). The
     input pixels (in [0, 1]) enter the first layer unbinarized, as in the
@@ -34,4 +34,5 @@ class MnistMLP(chainer.Chain):
 
     def binary_links(self):
         """The layers whose weights are binarized, for the paper's clipping."""
-        return [link for link in self.links() if isinstance(link, BinaryLinear)]
+        return [link for link in self.links()
+                if isinstance(link, BinaryLinear)]

@@ -1,4 +1,4 @@
-"""Optimizer hook that keeps real-valued weights in [-1, 1] (paper, Sec. 1.2)."""
+"""Optimizer hook keeping real-valued weights in [-1, 1] (paper, Sec. 1.2)."""
 import compat  # noqa: F401  (must precede chainer)
 
 from chainer import backend

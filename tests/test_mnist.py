@@ -24,9 +24,11 @@ def write_dataset(folder, n_train=6, n_test=4, compress=False, **replace):
     """Writes four small IDX files; ``replace`` maps a name to its bytes."""
     rng = numpy.random.RandomState(0)
     files = {
-        'train-images-idx3-ubyte': idx_images(rng.randint(0, 256, (n_train, 28, 28))),
+        'train-images-idx3-ubyte':
+            idx_images(rng.randint(0, 256, (n_train, 28, 28))),
         'train-labels-idx1-ubyte': idx_labels(numpy.arange(n_train) % 10),
-        't10k-images-idx3-ubyte': idx_images(rng.randint(0, 256, (n_test, 28, 28))),
+        't10k-images-idx3-ubyte':
+            idx_images(rng.randint(0, 256, (n_test, 28, 28))),
         't10k-labels-idx1-ubyte': idx_labels(numpy.arange(n_test) % 10),
     }
     files.update(replace)
