@@ -278,7 +278,7 @@ def train(args):
     test_iter = chainer.iterators.SerialIterator(
         test_data, args.batchsize, repeat=False, shuffle=False)
     graph_path = os.path.join(args.out, 'graph.dot')
-    elapsed = log[-1]['elapsed_time'] if log else 0.
+    elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
 
     try:
         for epoch in range(optimizer.epoch + 1, args.epoch + 1):
