@@ -36,8 +36,13 @@ def load(path, obj):
             differing).
     """
     try:
+        # Each entry is read once here: an NpzFile inflates an entry at
+        # every access, and the shape check and Chainer's copy both look.
         with numpy.load(path, allow_pickle=False) as npz:
-            _ShapeCheckingDeserializer(npz, path).load(obj)
+            arrays = {name: npz[name] for name in npz.files}
+        _ShapeCheckingDeserializer(arrays, path).load(obj)
+    except LoadError:
+        raise
     except FileNotFoundError:
         raise LoadError('{}: no such file'.format(path))
     except IsADirectoryError:
@@ -45,8 +50,6 @@ def load(path, obj):
     except (zipfile.BadZipFile, EOFError, OSError) as e:
         raise LoadError('{} is not a readable npz file ({})'.format(path, e))
     except ValueError as e:
-        if isinstance(e, LoadError):
-            raise
         raise LoadError('{} cannot be loaded: {}'.format(path, e))
     if isinstance(obj, chainer.Optimizer):
         _check_states(obj, path)
@@ -67,12 +70,12 @@ class _ShapeCheckingDeserializer(serializers.NpzDeserializer):
         if name not in self.npz:
             raise LoadError('{} has no entry {}: it was not saved from this '
                             'kind of object'.format(self.filename, name))
+        stored = self.npz[name].shape
         shape = getattr(value, 'shape', None)
-        if shape is not None and self.npz[name].shape != shape:
+        if shape is not None and stored != shape:
             raise LoadError('{}: {} has shape {} where {} is expected (saved '
                             'with another --unit?)'.format(
-                                self.filename, name, self.npz[name].shape,
-                                shape))
+                                self.filename, name, stored, shape))
         return super().__call__(key, value)
 
 
