@@ -57,14 +57,16 @@ class MnistError(ValueError):
     """A dataset file that is missing, unreadable or not what it claims."""
 
 
-def get_mnist(dataset_dir=None):
+def get_mnist(dataset_dir=None, signed=False):
     """Returns ``(train, test)``: TupleDatasets of (x, t) pairs.
 
-    x is float32 of shape (784,) with values in [0, 1]; t is an int32 label.
+    x is float32 of shape (784,) with values p / 255 in [0, 1] for pixels p,
+    or with ``signed`` 2p / 255 - 1 in [-1, 1]; t is an int32 label.
 
     Args:
         dataset_dir (str): A folder with the four IDX files, or None for the
             shipped (else cached, else downloaded) canonical MNIST.
+        signed (bool): Scale the pixels to [-1, 1], as the paper does.
 
     Raises:
         MnistError: a file is missing, corrupt, truncated or malformed.
@@ -75,10 +77,11 @@ def get_mnist(dataset_dir=None):
         read = _folder_reader(SHIPPED_DIR, verify=True)
     else:
         read = _cache_reader()
-    return tuple(_split(read, *SPLITS[split]) for split in ('train', 'test'))
+    return tuple(_split(read, *SPLITS[split], signed=signed)
+                 for split in ('train', 'test'))
 
 
-def _split(read, images_name, labels_name):
+def _split(read, images_name, labels_name, signed):
     images_path, images = read(images_name)
     labels_path, labels = read(labels_name)
     images = parse_images(images, images_path)
@@ -87,6 +90,8 @@ def _split(read, images_name, labels_name):
         raise MnistError('{} holds {} images but {} holds {} labels'.format(
             images_path, len(images), labels_path, len(labels)))
     x = images.reshape(len(images), -1).astype(numpy.float32) / 255
+    if signed:
+        x = 2 * x - 1
     return tuple_dataset.TupleDataset(x, labels.astype(numpy.int32))
 
 

@@ -1,7 +1,8 @@
-"""The BinaryNet multi-layer perceptron for MNIST, as in the Chainer port."""
+"""The BinaryNet multi-layer perceptron for MNIST."""
 import compat  # noqa: F401  (must precede chainer)
 
 import chainer
+import chainer.functions as F
 import chainer.links as L
 
 from binary_linear import BinaryLinear
@@ -10,29 +11,56 @@ from bst import bst
 
 class MnistMLP(chainer.Chain):
 
-    """h_k = bst(BN(BinaryLinear(h_k-1))), k = 1, 2; y = BN(BinaryLinear(h_2))
+    """h_k = bst(BN(BinaryLinear(h_k-1))), k = 1..n; y = BN(BinaryLinear(h_n))
 
     Batch normalization follows every binary layer (paper, Algorithm 1). The
-    input pixels (in [0, 1]) enter the first layer unbinarized, as in the
-    paper's first layer (Sec. 1.6).
+    input pixels enter the first layer unbinarized, as in the paper's first
+    layer (Sec. 1.6). The defaults are the Chainer port's net; the paper's
+    MNIST net has 3 hidden layers of 4096 units, dropout 0.2 on the input and
+    0.5 after each hidden activation, W uniform in [-1, 1] and eps 1e-4.
+
+    Args:
+        n_in, n_units, n_out (int): Input, hidden and output widths.
+        n_hidden (int): Number of hidden layers.
+        input_dropout, hidden_dropout (float): Dropout ratios, applied in
+            training only.
+        initialW: Initializer of the binary layers' W (None: LeCunNormal).
+        bn_eps (float): BatchNormalization's epsilon.
+
+    The layers are named l1, b1, ..., l{n_hidden+1}, b{n_hidden+1}.
     """
 
-    def __init__(self, n_in=784, n_units=1000, n_out=10):
+    def __init__(self, n_in=784, n_units=1000, n_out=10, n_hidden=2,
+                 input_dropout=0., hidden_dropout=0., initialW=None,
+                 bn_eps=2e-5):
         super().__init__()
+        self.n_hidden = n_hidden
+        self.input_dropout = input_dropout
+        self.hidden_dropout = hidden_dropout
+        sizes = [n_in] + [n_units] * n_hidden + [n_out]
         with self.init_scope():
-            self.l1 = BinaryLinear(n_in, n_units)
-            self.b1 = L.BatchNormalization(n_units)
-            self.l2 = BinaryLinear(n_units, n_units)
-            self.b2 = L.BatchNormalization(n_units)
-            self.l3 = BinaryLinear(n_units, n_out)
-            self.b3 = L.BatchNormalization(n_out)
+            for k in range(1, n_hidden + 2):
+                setattr(self, 'l{}'.format(k), BinaryLinear(
+                    sizes[k - 1], sizes[k], initialW=initialW))
+                setattr(self, 'b{}'.format(k), L.BatchNormalization(
+                    sizes[k], eps=bn_eps))
+
+    def layers(self):
+        """The (BinaryLinear, BatchNormalization) pairs, input to output."""
+        return [(self['l{}'.format(k)], self['b{}'.format(k)])
+                for k in range(1, self.n_hidden + 2)]
 
     def forward(self, x):
-        h1 = bst(self.b1(self.l1(x)))
-        h2 = bst(self.b2(self.l2(h1)))
-        return self.b3(self.l3(h2))
+        h = x
+        if self.input_dropout:
+            h = F.dropout(h, self.input_dropout)
+        *hidden, (linear, bn) = self.layers()
+        for hidden_linear, hidden_bn in hidden:
+            h = bst(hidden_bn(hidden_linear(h)))
+            if self.hidden_dropout:
+                h = F.dropout(h, self.hidden_dropout)
+        return bn(linear(h))
 
     def binary_links(self):
         """The layers whose weights are binarized, for the paper's clipping."""
-        return [link for link in self.links()
-                if isinstance(link, BinaryLinear)]
+        return [linear for linear, _ in self.layers()]

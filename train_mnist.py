@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
 """Chainer example: train the BinaryNet multi-layer perceptron on MNIST.
 
-Reproduces the 2016 Chainer port of BinaryNet (Courbariaux et al., "Binarized
-Neural Networks", arXiv:1602.02830): Adam with its defaults, batches of 100,
-20 epochs, two hidden binary layers of 1000 units, and its printed log.
-``--clip binary`` clips only the binary weights, as the paper does; the
-default clips every parameter, as the port's optimizer hook did.
+Two recipes for BinaryNet (Courbariaux et al., "Binarized Neural Networks",
+arXiv:1602.02830):
+- ``--preset port`` (the default) reproduces the 2016 Chainer port: Adam with
+  its defaults, batches of 100, 20 epochs, two hidden binary layers of 1000
+  units, softmax cross entropy, and its printed log. ``--clip binary`` clips
+  only the binary weights, as the paper does; the port clipped every
+  parameter.
+- ``--preset paper`` is the paper's MNIST recipe (the authors' Theano code):
+  three hidden layers of 4096 units with dropout, inputs in [-1, 1], squared
+  hinge loss, Adam whose rate decays exponentially from 3e-3 to 3e-7, binary
+  weights' steps scaled by Glorot's factor, and the model of the epoch with
+  the lowest error on a validation split kept.
 """
 import argparse
 import json
@@ -27,12 +34,24 @@ import atomic_file
 import mnist
 import net
 import safe_npz
+from squared_hinge import squared_hinge
 from weight_clip import WeightClip
 
 PROG = os.path.basename(sys.argv[0]) or 'train_mnist.py'
 MODEL_FILE = 'mlp.model'
 STATE_FILE = 'mlp.state'
 LOG_FILE = 'log.json'
+BEST_MODEL_FILE = 'mlp_best.model'
+
+# What a preset fixes unless a flag says otherwise.
+PRESET_DEFAULTS = {
+    'port': {'epoch': 20, 'unit': 1000, 'clip': 'all'},
+    'paper': {'epoch': 1000, 'unit': 4096, 'clip': 'binary'},
+}
+# The paper's learning rate at the first and at the last epoch.
+PAPER_LR = (3e-3, 3e-7)
+# The paper's validation split: the last 10,000 of 60,000 training images.
+VALIDATION_FRACTION = 1 / 6
 
 
 class UsageError(Exception):
@@ -65,16 +84,24 @@ _positive_int = _integer(1, 'positive')
 
 def parse_args(argv=None):
     parser = _Parser(prog=PROG, description='BinaryNet: MNIST')
+    parser.add_argument('--preset', choices=sorted(PRESET_DEFAULTS),
+                        default='port',
+                        help="'port': the 2016 Chainer port's recipe; "
+                        "'paper': the paper's (3x4096 units, dropout, squared "
+                        "hinge loss, decaying rate, validation split)")
     parser.add_argument('--batchsize', '-b', type=_positive_int, default=100,
                         help='Number of images in each mini-batch')
-    parser.add_argument('--epoch', '-e', type=_positive_int, default=20,
-                        help='Number of sweeps over the dataset to train')
+    parser.add_argument('--epoch', '-e', type=_positive_int,
+                        help='Number of sweeps over the dataset to train '
+                        '(port: 20, paper: 1000; the paper\'s rate schedule '
+                        'spans them)')
     parser.add_argument('--gpu', '-g', type=int, default=-1,
                         help='GPU ID (negative value indicates CPU)')
     parser.add_argument('--out', '-o', default='result',
                         help='Directory to output the result')
-    parser.add_argument('--unit', '-u', type=_positive_int, default=1000,
-                        help='Number of units in each hidden layer')
+    parser.add_argument('--unit', '-u', type=_positive_int,
+                        help='Number of units in each hidden layer '
+                        '(port: 1000, paper: 4096)')
     parser.add_argument('--initmodel', '-m', default='',
                         help='Initialize the model from given file')
     parser.add_argument('--resume', '-r', default='',
@@ -86,13 +113,17 @@ def parse_args(argv=None):
     parser.add_argument('--dataset-dir', default=None,
                         help='Folder holding the four MNIST IDX files (gzip '
                         'or not); default: the copy in data/mnist')
-    parser.add_argument('--clip', choices=('all', 'binary'), default='all',
+    parser.add_argument('--clip', choices=('all', 'binary'),
                         help="Parameters clipped to [-1, 1] after each "
-                        "update: 'all', as the Chainer port, or 'binary', "
-                        "the binary weights only, as the paper")
+                        "update: 'all', as the Chainer port (its default), "
+                        "or 'binary', the binary weights only, as the paper "
+                        "(its default)")
     parser.add_argument('--noplot', dest='plot', action='store_false',
                         help='Disable PlotReport extension')
     args = parser.parse_args(argv)
+    for name, value in PRESET_DEFAULTS[args.preset].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.resume and not args.initmodel:
         parser.error('--resume needs --initmodel: the optimizer state '
                      'belongs to the model it was saved with')
@@ -114,6 +145,60 @@ def get_device(gpu):
         raise UsageError('--gpu {}: this machine has {} GPU(s)'.format(
             gpu, count))
     return chainer.get_device('@cupy:{}'.format(gpu))
+
+
+def make_model(preset, n_units):
+    """The port's classifier, or the paper's (Theano code, mnist.py)."""
+    if preset == 'port':
+        return L.Classifier(net.MnistMLP(784, n_units, 10))
+    return L.Classifier(
+        net.MnistMLP(784, n_units, 10, n_hidden=3, input_dropout=0.2,
+                     hidden_dropout=0.5,
+                     initialW=chainer.initializers.Uniform(1.),
+                     bn_eps=1e-4),
+        lossfun=squared_hinge)
+
+
+def make_optimizer(model, preset, clip):
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    add_clipping(optimizer, model, clip)
+    if preset == 'paper':
+        scale_binary_steps(model)
+    return optimizer
+
+
+def glorot_factor(link):
+    """1 / sqrt(1.5 / (fan_in + fan_out)): the paper's W_LR_scale."""
+    return (1.5 / (link.in_size + link.out_size)) ** -0.5
+
+
+def scale_binary_steps(model):
+    """W <- W - glorot_factor * (Adam's step), for each binary W only.
+
+    Adam's ``eta`` multiplies the step of one parameter: the real-valued
+    weights start in [-1, 1], and unscaled steps would take long to flip
+    their signs.
+    """
+    for link in model.predictor.binary_links():
+        link.W.update_rule.hyperparam.eta = glorot_factor(link)
+
+
+def learning_rate(epoch, n_epochs, first=PAPER_LR[0], last=PAPER_LR[1]):
+    """first * (last / first)^((epoch - 1) / (n_epochs - 1)), epoch 1..n."""
+    if n_epochs == 1:
+        return first
+    return first * (last / first) ** ((epoch - 1) / (n_epochs - 1))
+
+
+def get_data(preset, dataset_dir):
+    """(train, validation, test); validation is None for the port."""
+    train, test = mnist.get_mnist(dataset_dir, signed=preset == 'paper')
+    if preset == 'port':
+        return train, None, test
+    n_train = len(train) - round(len(train) * VALIDATION_FRACTION)
+    train, validation = chainer.datasets.split_dataset(train, n_train)
+    return train, validation, test
 
 
 def add_clipping(optimizer, model, which):
@@ -209,9 +294,11 @@ def plot_log(entries, out):
     epochs = [e['epoch'] for e in entries]
     for quantity in ('loss', 'accuracy'):
         figure, axes = plt.subplots()
-        for key in ('main/' + quantity, 'validation/main/' + quantity):
-            axes.plot(epochs, [e[key] for e in entries], marker='x',
-                      label=key)
+        for prefix in ('', 'validation/', 'test/'):
+            key = prefix + 'main/' + quantity
+            if key in entries[0]:
+                axes.plot(epochs, [e[key] for e in entries], marker='x',
+                          label=key)
         axes.set_xlabel('epoch')
         axes.legend(loc='best')
         with atomic_file.open_for_write(
@@ -252,18 +339,17 @@ def train(args):
         device.xp.random.seed(args.seed)
 
     print('load MNIST dataset')
-    train_data, test_data = mnist.get_mnist(args.dataset_dir)
+    train_data, validation_data, test_data = get_data(args.preset,
+                                                      args.dataset_dir)
 
-    model = L.Classifier(net.MnistMLP(784, args.unit, 10))
+    model = make_model(args.preset, args.unit)
     if args.initmodel:
         print('Load model from', args.initmodel)
         safe_npz.load(args.initmodel, model)
     compat.use_device(device)
     model.to_device(device)
 
-    optimizer = chainer.optimizers.Adam()
-    optimizer.setup(model)
-    add_clipping(optimizer, model, args.clip)
+    optimizer = make_optimizer(model, args.preset, args.clip)
     if args.resume:
         print('Load optimizer state from', args.resume)
         safe_npz.load(args.resume, optimizer)
@@ -275,8 +361,15 @@ def train(args):
     log = []
     if args.resume:
         log = read_log(os.path.join(args.out, LOG_FILE), optimizer.epoch)
-    test_iter = chainer.iterators.SerialIterator(
-        test_data, args.batchsize, repeat=False, shuffle=False)
+
+    def iterator(dataset):
+        return chainer.iterators.SerialIterator(
+            dataset, args.batchsize, repeat=False, shuffle=False)
+
+    test_iter = iterator(test_data)
+    validation_iter = (None if validation_data is None
+                       else iterator(validation_data))
+    best = best_entry(log)
     graph_path = os.path.join(args.out, 'graph.dot')
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
 
@@ -284,25 +377,34 @@ def train(args):
         for epoch in range(optimizer.epoch + 1, args.epoch + 1):
             print('epoch', epoch)
             start = time.perf_counter()
+            if args.preset == 'paper':
+                optimizer.alpha = learning_rate(epoch, args.epoch)
             train_iter = epoch_iterator(train_data, args.batchsize,
                                         args.seed, epoch)
             loss, accuracy = run_epoch(model, optimizer, train_iter, device,
                                        graph_path if epoch == 1 else None)
             optimizer.new_epoch()
             print('train mean loss={}, accuracy={}'.format(loss, accuracy))
-            test_loss, test_accuracy = evaluate(model, test_iter, device)
-            print('test  mean loss={}, accuracy={}'.format(
-                test_loss, test_accuracy))
+            entry = {'epoch': epoch, 'iteration': optimizer.t,
+                     'main/loss': loss, 'main/accuracy': accuracy}
+            if validation_iter is not None:
+                entry['lr'] = optimizer.alpha
+                report(entry, 'valid', 'validation',
+                       evaluate(model, validation_iter, device))
+                report(entry, 'test ', 'test',
+                       evaluate(model, test_iter, device))
+            else:
+                # The port evaluates on the test set and calls it validation.
+                report(entry, 'test ', 'validation',
+                       evaluate(model, test_iter, device))
             elapsed += time.perf_counter() - start
-            log.append({
-                'epoch': epoch,
-                'iteration': optimizer.t,
-                'main/loss': loss,
-                'main/accuracy': accuracy,
-                'validation/main/loss': test_loss,
-                'validation/main/accuracy': test_accuracy,
-                'elapsed_time': elapsed,
-            })
+            entry['elapsed_time'] = elapsed
+            log.append(entry)
+            if validation_iter is not None and best_entry(log) is entry:
+                best = entry
+                path = os.path.join(args.out, BEST_MODEL_FILE)
+                safe_npz.save(path, model)
+                print('lowest validation error so far: saved', path)
             write_log(log, args.out, args.plot)
     except KeyboardInterrupt:
         if optimizer.t == 0:
@@ -317,7 +419,28 @@ def train(args):
             os.path.join(args.out, STATE_FILE)), file=sys.stderr)
         return 130
     save_snapshot(model, optimizer, args.out)
+    if best:
+        print('lowest validation error {:.2%} at epoch {}: test error '
+              '{:.2%} ({})'.format(
+                  1 - best['validation/main/accuracy'], best['epoch'],
+                  1 - best['test/main/accuracy'],
+                  os.path.join(args.out, BEST_MODEL_FILE)))
     return 0
+
+
+def report(entry, label, key, result):
+    loss, accuracy = result
+    print('{} mean loss={}, accuracy={}'.format(label, loss, accuracy))
+    entry[key + '/main/loss'] = loss
+    entry[key + '/main/accuracy'] = accuracy
+
+
+def best_entry(log):
+    """The first epoch of highest validation accuracy, where test is apart."""
+    entries = [e for e in log if 'test/main/accuracy' in e]
+    if not entries:
+        return None
+    return max(entries, key=lambda e: e['validation/main/accuracy'])
 
 
 def main(argv=None):

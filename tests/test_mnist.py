@@ -59,6 +59,19 @@ def test_shipped_facts(shipped):
     assert abs(mean * 255 - 33.3184) < 1e-4
 
 
+def test_signed_pixels_are_2x_minus_1(tmp_path):
+    write_dataset(str(tmp_path))
+    train, test = mnist.get_mnist(str(tmp_path))
+    signed_train, signed_test = mnist.get_mnist(str(tmp_path), signed=True)
+    for plain, signed in ((train, signed_train), (test, signed_test)):
+        x, t = plain._datasets
+        x_signed, t_signed = signed._datasets
+        numpy.testing.assert_allclose(x_signed, 2 * x - 1, atol=1e-7)
+        assert x_signed.dtype == numpy.float32
+        numpy.testing.assert_array_equal(t_signed, t)
+    assert x_signed.min() == -1 and x_signed.max() == 1
+
+
 @pytest.mark.parametrize('compress', [False, True])
 def test_dataset_dir_gzip_or_not(tmp_path, compress):
     files = write_dataset(tmp_path, compress=compress)

@@ -49,3 +49,28 @@ def test_binary_links_are_the_three_binary_layers():
     assert all(isinstance(link, BinaryLinear) for link in links)
     assert {id(link) for link in links} == {
         id(model.l1), id(model.l2), id(model.l3)}
+
+
+def test_depth_and_names():
+    model = MnistMLP(784, 16, 10, n_hidden=3)
+    assert [(linear.in_size, linear.out_size, b.avg_mean.shape)
+            for linear, b in model.layers()] == [
+        (784, 16, (16,)), (16, 16, (16,)), (16, 16, (16,)), (16, 10, (10,))]
+    assert [name for name, _ in sorted(model.namedlinks(skipself=True))] == [
+        '/b1', '/b2', '/b3', '/b4', '/l1', '/l2', '/l3', '/l4']
+
+
+def test_dropout_only_in_training():
+    numpy.random.seed(0)
+    model = MnistMLP(784, 50, 10, input_dropout=0.2, hidden_dropout=0.5)
+    plain = MnistMLP(784, 50, 10)
+    plain.copyparams(model)
+    x = batch()
+    with chainer.using_config('train', False):
+        y = model(x).array
+        numpy.testing.assert_array_equal(y, model(x).array)
+        numpy.testing.assert_array_equal(y, plain(x).array)
+    # In training the inputs and hidden units are dropped at random.
+    y1, y2 = model(x).array, model(x).array
+    assert not numpy.array_equal(y1, y2)
+    assert not numpy.array_equal(y1, plain(x).array)

@@ -16,6 +16,7 @@ from conftest import ROOT, gpu_usable, idx_images, idx_labels
 import mnist
 from net import MnistMLP
 import safe_npz
+from squared_hinge import squared_hinge
 import train_mnist
 
 SCRIPT = os.path.join(ROOT, 'train_mnist.py')
@@ -174,6 +175,142 @@ def test_clipping_choice(which, clipped):
     for name, param in model.namedparams():
         expected = 1 if name.rsplit('/', 1)[1] in clipped else 5
         assert param.array.max() == expected, name
+
+
+# The paper's recipe.
+
+def test_presets_fill_only_the_flags_not_given():
+    port = train_mnist.parse_args([])
+    assert (port.epoch, port.unit, port.clip) == (20, 1000, 'all')
+    paper = train_mnist.parse_args(['--preset', 'paper'])
+    assert (paper.epoch, paper.unit, paper.clip) == (1000, 4096, 'binary')
+    mixed = train_mnist.parse_args(['--preset', 'paper', '-e', '5', '-u', '8',
+                                    '--clip', 'all'])
+    assert (mixed.epoch, mixed.unit, mixed.clip) == (5, 8, 'all')
+
+
+def test_paper_model_is_the_papers_net():
+    numpy.random.seed(0)
+    model = train_mnist.make_model('paper', 64)
+    mlp = model.predictor
+    assert model.lossfun is squared_hinge
+    assert [(linear.in_size, linear.out_size)
+            for linear, _ in mlp.layers()] == [
+        (784, 64), (64, 64), (64, 64), (64, 10)]
+    assert (mlp.input_dropout, mlp.hidden_dropout) == (0.2, 0.5)
+    assert all(bn.eps == 1e-4 and bn.decay == 0.9 for _, bn in mlp.layers())
+    W = mlp.l2.W.array
+    # Uniform in [-1, 1], not LeCun's N(0, 1/64).
+    assert W.min() >= -1 and W.max() <= 1 and W.std() > 0.5
+
+
+def test_paper_steps_of_exactly_the_binary_weights_are_glorot_scaled():
+    numpy.random.seed(0)
+    model = train_mnist.make_model('paper', 16)
+    plain = model.copy(mode='copy')
+    rng = numpy.random.RandomState(1)
+    for (name, param), (_, twin) in zip(sorted(model.namedparams()),
+                                        sorted(plain.namedparams())):
+        # Away from the clip, so that only the step differs.
+        param.array[...] = twin.array[...] = 0
+        param.grad = twin.grad = rng.normal(
+            size=param.shape).astype(numpy.float32)
+    train_mnist.make_optimizer(model, 'paper', 'binary').update()
+    reference = chainer.optimizers.Adam()
+    reference.setup(plain)
+    reference.update()
+    factors = {'/predictor/l1/W': (1.5 / (784 + 16)) ** -0.5,
+               '/predictor/l2/W': (1.5 / 32) ** -0.5,
+               '/predictor/l3/W': (1.5 / 32) ** -0.5,
+               '/predictor/l4/W': (1.5 / 26) ** -0.5}
+    assert abs(factors['/predictor/l1/W'] - 23.09) < 0.01
+    for (name, param), (_, twin) in zip(sorted(model.namedparams()),
+                                        sorted(plain.namedparams())):
+        numpy.testing.assert_allclose(
+            param.array, factors.get(name, 1) * twin.array, rtol=1e-5,
+            err_msg=name)
+
+
+def test_paper_clips_the_binary_weights_only():
+    model = train_mnist.make_model('paper', 16)
+    optimizer = train_mnist.make_optimizer(model, 'paper', 'binary')
+    for param in model.params():
+        param.array[...] = 0.9999
+        param.grad = numpy.full_like(param.array, -1)
+    optimizer.update()
+    for name, param in model.namedparams():
+        if name.endswith('/W'):
+            assert param.array.max() == 1, name
+        else:
+            assert param.array.min() > 1, name
+
+
+def test_learning_rate_decays_from_3e_3_to_3e_7():
+    rates = [train_mnist.learning_rate(e, 50) for e in range(1, 51)]
+    assert rates[0] == 3e-3
+    assert rates[-1] == pytest.approx(3e-7, rel=1e-9)
+    ratios = numpy.array(rates[1:]) / rates[:-1]
+    numpy.testing.assert_allclose(ratios, 1e-4 ** (1 / 49), rtol=1e-9)
+    assert train_mnist.learning_rate(1, 1) == 3e-3
+
+
+def test_paper_split_is_the_last_sixth_of_the_training_set(data_slice):
+    train, validation, test = train_mnist.get_data('paper', data_slice)
+    assert (len(train), len(validation), len(test)) == (8333, 1667, N_TEST)
+    port_train, none, port_test = train_mnist.get_data('port', data_slice)
+    assert none is None and len(port_train) == N_TRAIN
+    x, t = validation[0]
+    x_port, t_port = port_train[8333]
+    numpy.testing.assert_allclose(x, 2 * x_port - 1, atol=1e-7)
+    assert t == t_port
+    assert train_mnist.VALIDATION_FRACTION * 60000 == 10000
+
+
+def test_best_entry_is_the_first_of_highest_validation_accuracy():
+    log = [{'epoch': e, 'validation/main/accuracy': a,
+            'test/main/accuracy': 0.5}
+           for e, a in ((1, 0.9), (2, 0.95), (3, 0.93), (4, 0.95))]
+    assert train_mnist.best_entry(log)['epoch'] == 2
+    assert train_mnist.best_entry([{'epoch': 1,
+                                    'validation/main/accuracy': 1}]) is None
+
+
+def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
+                                                   capsys, monkeypatch):
+    saved = []
+    save = safe_npz.save
+
+    def recording_save(path, obj):
+        save(path, obj)
+        if path.endswith('mlp_best.model'):
+            saved.append(arrays(path))
+
+    monkeypatch.setattr(safe_npz, 'save', recording_save)
+    assert run(data_slice, tmp_path, '--preset', 'paper', '--epoch', '3') == 0
+    out = capsys.readouterr().out
+    assert out.count('valid mean loss=') == 3
+    assert out.count('test  mean loss=') == 3
+    log = read_log(tmp_path)
+    assert [e['lr'] for e in log] == pytest.approx([3e-3, 3e-5, 3e-7])
+    best = train_mnist.best_entry(log)
+    assert out.rstrip().endswith(
+        'lowest validation error {:.2%} at epoch {}: test error {:.2%} '
+        '({})'.format(1 - best['validation/main/accuracy'], best['epoch'],
+                      1 - best['test/main/accuracy'],
+                      tmp_path / 'mlp_best.model'))
+    # 3x100 units, 8,333 images, 3 epochs: the paper's recipe learns.
+    assert best['test/main/accuracy'] > 0.75
+    # The file holds the model as it was after the best epoch.
+    improved = [e for i, e in enumerate(log) if all(
+        e['validation/main/accuracy'] > p['validation/main/accuracy']
+        for p in log[:i])]
+    assert len(saved) == len(improved)
+    final = arrays(tmp_path / 'mlp_best.model')
+    for key in final:
+        numpy.testing.assert_array_equal(final[key], saved[-1][key])
+    if best is not log[-1]:
+        assert any(not numpy.array_equal(final[k], v)
+                   for k, v in arrays(tmp_path / 'mlp.model').items())
 
 
 # Bad input, through the command line as a user meets it.
