@@ -1,4 +1,3 @@
-import gzip
 import json
 import os
 import re
@@ -12,32 +11,13 @@ import pytest
 import chainer
 import chainer.links as L
 
-from conftest import ROOT, gpu_usable, idx_images, idx_labels
-import mnist
+from conftest import N_TEST, N_TRAIN, ROOT, gpu_usable
 from net import MnistMLP
 import safe_npz
 from squared_hinge import squared_hinge
 import train_mnist
 
 SCRIPT = os.path.join(ROOT, 'train_mnist.py')
-N_TRAIN, N_TEST = 10000, 1000
-
-
-@pytest.fixture(scope='module')
-def data_slice(tmp_path_factory):
-    """The first images of the real MNIST, as a --dataset-dir."""
-    folder = tmp_path_factory.mktemp('mnist_slice')
-    for split, n in (('train', N_TRAIN), ('test', N_TEST)):
-        images_name, labels_name = mnist.SPLITS[split]
-        with gzip.open(os.path.join(mnist.SHIPPED_DIR,
-                                    images_name + '.gz')) as f:
-            images = mnist.parse_images(f.read(), images_name)[:n]
-        with gzip.open(os.path.join(mnist.SHIPPED_DIR,
-                                    labels_name + '.gz')) as f:
-            labels = mnist.parse_labels(f.read(), labels_name)[:n]
-        (folder / images_name).write_bytes(idx_images(images))
-        (folder / labels_name).write_bytes(idx_labels(labels))
-    return str(folder)
 
 
 def run(data_slice, out, *flags):

@@ -1,0 +1,178 @@
+import numpy
+import pytest
+
+import chainer
+
+from net import MnistMLP
+import xnor
+
+
+def random_bits(rows, k, seed=0):
+    return numpy.random.RandomState(seed).rand(rows, k) < 0.5
+
+
+@pytest.mark.parametrize('k', [1, 63, 64, 65, 130, 784])
+def test_pack_unpack_round_trip_with_zero_padding(k):
+    bits = random_bits(5, k)
+    words = xnor.pack_signs(bits)
+    assert words.dtype == numpy.uint64 and words.shape == (5, -(-k // 64))
+    numpy.testing.assert_array_equal(xnor.unpack_signs(words, k), bits)
+    assert xnor.popcount(words).sum() == bits.sum()
+
+
+def test_popcount_without_bitwise_count_is_right():
+    rng = numpy.random.RandomState(0)
+    words = rng.randint(0, 2 ** 63, 1000, dtype=numpy.int64).view(
+        numpy.uint64) * numpy.uint64(2) + rng.randint(0, 2, 1000).astype(
+        numpy.uint64)
+    words[:3] = [0, 2 ** 64 - 1, 2 ** 63]
+    expected = [bin(int(w)).count('1') for w in words]
+    numpy.testing.assert_array_equal(xnor._popcount_swar(words), expected)
+    numpy.testing.assert_array_equal(xnor.popcount(words), expected)
+
+
+@pytest.mark.parametrize('m,n,k', [(1, 1, 1), (7, 5, 63), (3, 9, 64),
+                                   (10, 4, 65), (33, 70, 1001)])
+def test_xnor_popcount_is_the_plus_minus_one_product(m, n, k):
+    a, w = random_bits(m, k, 1), random_bits(n, k, 2)
+    d = xnor.xnor_popcount(xnor.pack_signs(a), xnor.pack_signs(w))
+    plus_minus = [numpy.where(b, 1., -1.) for b in (a, w)]
+    assert d.dtype == numpy.int32
+    numpy.testing.assert_array_equal(k - 2 * d,
+                                     plus_minus[0].dot(plus_minus[1].T))
+
+
+class FakeBN(object):
+    def __init__(self, gamma, beta, mean, var, eps=2e-5):
+        self.gamma = chainer.Parameter(gamma)
+        self.beta = chainer.Parameter(beta)
+        self.avg_mean, self.avg_var, self.eps = mean, var, eps
+
+
+@pytest.mark.parametrize('alpha,c_scale', [(-2., 30.), (1 / 255, 5.),
+                                           (2 / 255, 1.)])
+def test_fold_threshold_agrees_with_bn_then_sign_for_every_s(alpha, c_scale):
+    rng = numpy.random.RandomState(0)
+    n = 60
+    gamma = rng.normal(size=n)
+    gamma[:10] = 0
+    gamma[10:20] = -abs(gamma[10:20])
+    bn = FakeBN(gamma, rng.normal(size=n), rng.normal(size=n) * c_scale,
+                rng.uniform(0.5, 2, n) * c_scale ** 2)
+    c = rng.normal(size=n) * c_scale
+    threshold, flip = xnor.fold_threshold(alpha, c, bn)
+    s = numpy.arange(-3000, 3001)[:, None]
+    a = alpha * s + c
+    y = (gamma * (a - bn.avg_mean) / numpy.sqrt(bn.avg_var + bn.eps) +
+         bn.beta.array)
+    numpy.testing.assert_array_equal((s >= threshold) ^ flip, y >= 0)
+
+
+def random_net(n_units, n_hidden, seed):
+    numpy.random.seed(seed)
+    mlp = MnistMLP(784, n_units, 10, n_hidden=n_hidden)
+    rng = numpy.random.RandomState(seed)
+    for k, (linear, bn) in enumerate(mlp.layers(), 1):
+        n, k_in = linear.W.shape
+        linear.b.array[...] = rng.normal(size=n)
+        gamma = rng.normal(size=n)
+        gamma[rng.rand(n) < 0.1] = 0
+        bn.gamma.array[...] = gamma
+        bn.beta.array[...] = rng.normal(size=n)
+        # Spreads like those of the pre-activations, so that units fire
+        # on some images and not on others.
+        spread = 10. if k == 1 else numpy.sqrt(k_in)
+        bn.avg_mean[...] = rng.normal(size=n) * spread
+        bn.avg_var[...] = rng.uniform(0.5, 2, n) * spread ** 2
+    return mlp
+
+
+def reference(mlp, pixels, signed_input):
+    """The net's inference in float64: each hidden layer's bits, logits."""
+    x = pixels / 255.
+    if signed_input:
+        x = 2 * x - 1
+    bits = []
+    for k, (linear, bn) in enumerate(mlp.layers(), 1):
+        W_b = numpy.where(linear.W.array >= 0, 1., -1.)
+        a = x.dot(W_b.T) + linear.b.array
+        y = (bn.gamma.array.astype(numpy.float64) * (a - bn.avg_mean) /
+             numpy.sqrt(bn.avg_var.astype(numpy.float64) + bn.eps) +
+             bn.beta.array)
+        if k == len(mlp.layers()):
+            return bits, y
+        bits.append(y >= 0)
+        x = numpy.where(y >= 0, 1., -1.)
+
+
+@pytest.mark.parametrize('n_units,n_hidden,signed_input', [
+    (63, 2, False), (64, 2, True), (65, 1, False), (1000, 2, False),
+    (1001, 3, True)])
+def test_packed_net_is_the_float_net(n_units, n_hidden, signed_input):
+    mlp = random_net(n_units, n_hidden, seed=n_units)
+    pixels = numpy.random.RandomState(1).randint(0, 256, (40, 784)).astype(
+        numpy.uint8)
+    packed = xnor.PackedMLP.from_chain(mlp, signed_input)
+    hidden = []
+    logits = packed.forward(pixels, hidden)
+    expected_bits, expected_logits = reference(mlp, pixels, signed_input)
+    assert len(hidden) == n_hidden
+    for k, (words, bits) in enumerate(zip(hidden, expected_bits), 1):
+        assert 0.05 < bits.mean() < 0.95
+        numpy.testing.assert_array_equal(
+            xnor.unpack_signs(words, n_units), bits, err_msg='layer %d' % k)
+    assert logits.dtype == numpy.float32
+    numpy.testing.assert_allclose(logits, expected_logits, rtol=1e-5,
+                                  atol=1e-4)
+
+
+def test_save_load_without_pickle_and_summary(tmp_path):
+    mlp = random_net(1000, 2, seed=0)
+    packed = xnor.PackedMLP.from_chain(mlp)
+    path = str(tmp_path / 'packed.npz')
+    packed.save(path)
+    with numpy.load(path, allow_pickle=False) as npz:
+        assert all(npz[name].dtype != object for name in npz.files)
+    loaded = xnor.PackedMLP.load(path)
+    pixels = numpy.random.RandomState(0).randint(0, 256, (20, 784)).astype(
+        numpy.uint8)
+    numpy.testing.assert_array_equal(loaded.forward(pixels),
+                                     packed.forward(pixels))
+    lines = packed.summary().splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[2:]
+            if line[0] != '-'}
+    assert set(rows) == {'l1', 'l2', 'l3', 'total'}
+    # l2: 1000x1000 binary weights, 1000 thresholds and flips.
+    assert rows['l2'][2:5] == ['1000000', str(4 * 1005000),
+                               str(1000 * 16 * 8 + 1000 * 5)]
+    for name in ('l1', 'l2'):
+        assert float(rows[name][5].rstrip('x')) >= 28
+
+
+def test_corrupt_packed_file_is_refused(tmp_path):
+    path = tmp_path / 'bad.npz'
+    path.write_bytes(b'not an npz')
+    with pytest.raises(xnor.PackedError, match='bad.npz'):
+        xnor.PackedMLP.load(str(path))
+
+
+@pytest.mark.gpu
+def test_gpu_kernel_and_model_match_the_cpu():
+    import cupy
+    for m, n, k in [(1, 1, 1), (70, 130, 65), (200, 1001, 4096)]:
+        a = xnor.pack_signs(random_bits(m, k, 1))
+        w = xnor.pack_signs(random_bits(n, k, 2))
+        numpy.testing.assert_array_equal(
+            xnor.xnor_popcount(cupy.asarray(a), cupy.asarray(w)).get(),
+            xnor.xnor_popcount(a, w))
+    mlp = random_net(1001, 3, seed=3)
+    pixels = numpy.random.RandomState(1).randint(0, 256, (300, 784)).astype(
+        numpy.uint8)
+    cpu = xnor.PackedMLP.from_chain(mlp)
+    gpu = xnor.PackedMLP.from_chain(mlp).to_device(cupy)
+    cpu_hidden, gpu_hidden = [], []
+    expected = cpu.forward(pixels, cpu_hidden)
+    logits = gpu.forward(cupy.asarray(pixels), gpu_hidden)
+    for c, g in zip(cpu_hidden, gpu_hidden):
+        numpy.testing.assert_array_equal(g.get(), c)
+    numpy.testing.assert_allclose(logits.get(), expected, rtol=1e-6)

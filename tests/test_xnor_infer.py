@@ -1,0 +1,79 @@
+import os
+import re
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+from conftest import ROOT, gpu_usable
+import train_mnist
+import xnor
+import xnor_infer
+
+SCRIPT = os.path.join(ROOT, 'xnor_infer.py')
+
+
+@pytest.fixture(scope='module')
+def trained(data_slice, tmp_path_factory):
+    """A port net of 100 units after one epoch on 10,000 images."""
+    out = tmp_path_factory.mktemp('trained')
+    assert train_mnist.main(['--dataset-dir', data_slice, '--out', str(out),
+                             '--unit', '100', '--epoch', '1',
+                             '--noplot']) == 0
+    return out / 'mlp.model'
+
+
+def test_packed_path_agrees_on_all_10000_test_images(trained, tmp_path,
+                                                     capsys):
+    packed_path = tmp_path / 'packed.npz'
+    assert xnor_infer.main(['--model', str(trained), '--batchsize', '2500',
+                            '--save', str(packed_path)]) == 0
+    out = capsys.readouterr().out
+    accuracies = re.findall(r'accuracy (0\.[0-9]{4})', out)
+    assert len(accuracies) == 2 and accuracies[0] == accuracies[1]
+    assert float(accuracies[0]) > 0.85
+    agreement = re.search(r'agreement: (\d+)/(\d+) predicted classes equal, '
+                          r'logits within (\S+);', out)
+    assert agreement.group(1, 2) == ('10000', '10000')
+    assert float(agreement.group(3)) < 1e-4
+    assert '1-bit params' in out and 'total' in out
+    assert xnor.PackedMLP.load(str(packed_path)).n_layers == 3
+
+
+def run_script(*args, cwd):
+    return subprocess.run([sys.executable, SCRIPT] + list(args), cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--model', 'absent.model'], 'absent.model: no such file'),
+    (['--model', 'garbage.npz'], 'garbage.npz is not a readable npz'),
+    (['--model', 'MODEL', '--preset', 'paper'], 'has no entry'),
+    (['--model', 'MODEL', '--batchsize', '0'], 'must be a positive'),
+    ([], 'the following arguments are required: --model'),
+])
+def test_bad_input_is_one_line(trained, tmp_path, flags, message):
+    (tmp_path / 'garbage.npz').write_bytes(b'PK\x03\x04 not a zip')
+    flags = [str(trained) if f == 'MODEL' else f for f in flags]
+    result = run_script(*flags, cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count('\n') == 1, result.stderr
+    assert result.stderr.startswith('xnor_infer.py: error: ')
+    assert message in result.stderr
+
+
+def test_gpu_without_cuda_is_one_line(trained, tmp_path):
+    if gpu_usable():
+        pytest.skip('this machine has a usable GPU')
+    result = run_script('--model', str(trained), '--gpu', '0', cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith('xnor_infer.py: error: --gpu 0: ')
+
+
+@pytest.mark.gpu
+def test_gpu_packed_path_agrees(trained, capsys):
+    assert xnor_infer.main(['--model', str(trained), '--gpu', '0']) == 0
+    out = capsys.readouterr().out
+    assert 'agreement: 10000/10000 predicted classes equal' in out
+    numpy.testing.assert_equal(len(re.findall('accuracy', out)), 2)

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Evaluates a trained MnistMLP on the MNIST test set with packed XNOR bits.
+
+Folds the model saved by train_mnist.py into xnor.PackedMLP, prints its
+summary, then classifies the 10,000 test images with the packed engine and
+with Chainer's float path, and prints both accuracies, their agreement and
+their times.
+"""
+import os
+import sys
+import time
+import zipfile
+
+import compat
+
+import numpy
+
+import chainer
+from chainer.dataset import convert
+
+import mnist
+import safe_npz
+import train_mnist
+import xnor
+
+PROG = os.path.basename(sys.argv[0]) or 'xnor_infer.py'
+
+
+def parse_args(argv=None):
+    parser = train_mnist._Parser(
+        prog=PROG, description='BinaryNet: packed XNOR inference on MNIST')
+    parser.add_argument('--model', '-m', required=True,
+                        help='Model file saved by train_mnist.py')
+    parser.add_argument('--preset', choices=sorted(
+        train_mnist.PRESET_DEFAULTS), default='port',
+                        help='The --preset the model was trained with')
+    parser.add_argument('--gpu', '-g', type=int, default=-1,
+                        help='GPU ID (negative value indicates CPU)')
+    parser.add_argument('--batchsize', '-b', type=train_mnist._positive_int,
+                        default=10000, help='Images classified at once')
+    parser.add_argument('--dataset-dir', default=None,
+                        help='Folder holding the four MNIST IDX files; '
+                        'default: the copy in data/mnist')
+    parser.add_argument('--save', default='',
+                        help='Also write the packed model to this npz file')
+    return parser.parse_args(argv)
+
+
+def hidden_units(path):
+    """The width of the first layer of a saved model (its --unit)."""
+    try:
+        with numpy.load(path, allow_pickle=False) as npz:
+            return npz['predictor/l1/W'].shape[0]
+    except FileNotFoundError:
+        raise safe_npz.LoadError('{}: no such file'.format(path))
+    except KeyError:
+        raise safe_npz.LoadError('{} holds no MnistMLP (no predictor/l1/W)'
+                                 .format(path))
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise safe_npz.LoadError('{} is not a readable npz file ({})'.format(
+            path, e))
+
+
+def timed(run, xp):
+    """run()'s result and its wall time, waiting for the GPU to finish."""
+    start = time.perf_counter()
+    result = run()
+    if xp is not numpy:
+        xp.cuda.Device().synchronize()
+    return result, time.perf_counter() - start
+
+
+def chainer_logits(model, x, batchsize):
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        return model.xp.concatenate([
+            model(x[i:i + batchsize]).array
+            for i in range(0, len(x), batchsize)])
+
+
+def infer(args):
+    device = train_mnist.get_device(args.gpu)
+    n_units = hidden_units(args.model)
+    model = train_mnist.make_model(args.preset, n_units).predictor
+    classifier = chainer.links.Classifier(model)
+    safe_npz.load(args.model, classifier)
+    signed = args.preset == 'paper'
+    packed = xnor.PackedMLP.from_chain(model, signed_input=signed)
+    print('model: {} (--preset {}, {} hidden layers of {} units)'.format(
+        args.model, args.preset, model.n_hidden, n_units))
+    print(packed.summary())
+    if args.save:
+        packed.save(args.save)
+        print('packed model saved to', args.save)
+
+    _, test = mnist.get_mnist(args.dataset_dir, signed=signed)
+    x, t = convert.concat_examples(test)
+    pixels = numpy.rint((x + 1) * 127.5 if signed else x * 255).astype(
+        numpy.uint8)
+    compat.use_device(device)
+    model.to_device(device)
+    packed.to_device(device.xp)
+    x, pixels = device.send(x), device.send(pixels)
+
+    # The first call of each path compiles kernels and fills caches.
+    packed.logits(pixels[:args.batchsize], args.batchsize)
+    chainer_logits(model, x[:args.batchsize], args.batchsize)
+    ours, packed_time = timed(
+        lambda: packed.logits(pixels, args.batchsize), device.xp)
+    theirs, chainer_time = timed(
+        lambda: chainer_logits(model, x, args.batchsize), device.xp)
+    ours, theirs = (chainer.backend.CpuDevice().send(a)
+                    for a in (ours, theirs))
+    where = 'GPU {}'.format(args.gpu) if args.gpu >= 0 else 'CPU'
+    print('{} test images, batch {}, on the {}'.format(
+        len(t), args.batchsize, where))
+    for name, logits, seconds in (('packed XNOR', ours, packed_time),
+                                  ('Chainer float', theirs, chainer_time)):
+        print('{:13s}  accuracy {:.4f}  {:8.1f} ms'.format(
+            name, (logits.argmax(axis=1) == t).mean(), seconds * 1000))
+    print('agreement: {}/{} predicted classes equal, logits within {:.2g}; '
+          'packed is {:.2f}x as fast'.format(
+              (ours.argmax(axis=1) == theirs.argmax(axis=1)).sum(), len(t),
+              abs(ours - theirs).max(), chainer_time / packed_time))
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return infer(args)
+    except (train_mnist.UsageError, mnist.MnistError, safe_npz.LoadError,
+            xnor.PackedError) as e:
+        message = str(e)
+    except OSError as e:
+        message = 'cannot write {}: {}'.format(args.save, e.strerror or e)
+    print('{}: error: {}'.format(PROG, message), file=sys.stderr)
+    return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
