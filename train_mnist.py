@@ -58,7 +58,7 @@ class UsageError(Exception):
     """A request that cannot be carried out as asked."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         # One line, without argparse's usage block: --help shows that.
@@ -79,19 +79,19 @@ def _integer(minimum, what):
     return parse
 
 
-_positive_int = _integer(1, 'positive')
+positive_int = _integer(1, 'positive')
 
 
 def parse_args(argv=None):
-    parser = _Parser(prog=PROG, description='BinaryNet: MNIST')
+    parser = OneLineParser(prog=PROG, description='BinaryNet: MNIST')
     parser.add_argument('--preset', choices=sorted(PRESET_DEFAULTS),
                         default='port',
                         help="'port': the 2016 Chainer port's recipe; "
                         "'paper': the paper's (3x4096 units, dropout, squared "
                         "hinge loss, decaying rate, validation split)")
-    parser.add_argument('--batchsize', '-b', type=_positive_int, default=100,
+    parser.add_argument('--batchsize', '-b', type=positive_int, default=100,
                         help='Number of images in each mini-batch')
-    parser.add_argument('--epoch', '-e', type=_positive_int,
+    parser.add_argument('--epoch', '-e', type=positive_int,
                         help='Number of sweeps over the dataset to train '
                         '(port: 20, paper: 1000; the paper\'s rate schedule '
                         'spans them)')
@@ -99,7 +99,7 @@ def parse_args(argv=None):
                         help='GPU ID (negative value indicates CPU)')
     parser.add_argument('--out', '-o', default='result',
                         help='Directory to output the result')
-    parser.add_argument('--unit', '-u', type=_positive_int,
+    parser.add_argument('--unit', '-u', type=positive_int,
                         help='Number of units in each hidden layer '
                         '(port: 1000, paper: 4096)')
     parser.add_argument('--initmodel', '-m', default='',

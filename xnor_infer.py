@@ -27,7 +27,7 @@ PROG = os.path.basename(sys.argv[0]) or 'xnor_infer.py'
 
 
 def parse_args(argv=None):
-    parser = train_mnist._Parser(
+    parser = train_mnist.OneLineParser(
         prog=PROG, description='BinaryNet: packed XNOR inference on MNIST')
     parser.add_argument('--model', '-m', required=True,
                         help='Model file saved by train_mnist.py')
@@ -36,7 +36,7 @@ def parse_args(argv=None):
                         help='The --preset the model was trained with')
     parser.add_argument('--gpu', '-g', type=int, default=-1,
                         help='GPU ID (negative value indicates CPU)')
-    parser.add_argument('--batchsize', '-b', type=train_mnist._positive_int,
+    parser.add_argument('--batchsize', '-b', type=train_mnist.positive_int,
                         default=10000, help='Images classified at once')
     parser.add_argument('--dataset-dir', default=None,
                         help='Folder holding the four MNIST IDX files; '

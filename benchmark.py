@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Measures the packed XNOR engine against float, side by side in one process.
+
+1. product: d = popcount(a XOR w) on packed rows against a float32 matmul of
+   the same +-1 matrices (and float16 on a GPU), M x K x N;
+2. inference: the 10,000 MNIST test images through Chainer's float path and
+   through xnor.PackedMLP, for the port's net and the paper's width;
+3. training: seconds per epoch of the BinaryNet MLP (port recipe) and of a
+   float MLP of the same shape (Linear, BatchNormalization, ReLU).
+
+Prints a table per part and, last, one JSON line with every figure.
+"""
+import json
+import os
+import platform
+import sys
+import time
+
+import compat
+
+import numpy
+
+import chainer
+from chainer.dataset import convert
+import chainer.functions as F
+import chainer.links as L
+
+import mnist
+import train_mnist
+import xnor
+
+PROG = os.path.basename(sys.argv[0]) or 'benchmark.py'
+
+FULL = {
+    'product': [(m, k, k) for m in (100, 10000) for k in (1024, 4096)],
+    'nets': [(2, 1000), (3, 4096)],
+    'batchsizes': [100, 10000],
+    'train_units': 1000,
+    'train_iterations': 600,
+}
+# A smoke test of every path, in seconds.
+QUICK = {
+    'product': [(100, 256, 256), (300, 65, 130)],
+    'nets': [(2, 100)],
+    'batchsizes': [1000],
+    'train_units': 100,
+    'train_iterations': 10,
+}
+
+
+class FloatMLP(chainer.Chain):
+
+    """The float baseline: h_k = relu(BN(Linear(h_k-1))), y = BN(Linear(h))."""
+
+    def __init__(self, n_units, n_hidden=2):
+        super().__init__()
+        self.n_hidden = n_hidden
+        sizes = [784] + [n_units] * n_hidden + [10]
+        with self.init_scope():
+            for k in range(1, n_hidden + 2):
+                setattr(self, 'l{}'.format(k),
+                        L.Linear(sizes[k - 1], sizes[k]))
+                setattr(self, 'b{}'.format(k),
+                        L.BatchNormalization(sizes[k]))
+
+    def forward(self, x):
+        for k in range(1, self.n_hidden + 1):
+            x = F.relu(self['b{}'.format(k)](self['l{}'.format(k)](x)))
+        k = self.n_hidden + 1
+        return self['b{}'.format(k)](self['l{}'.format(k)](x))
+
+
+def best_time(run, xp, min_total=1., max_repeat=5):
+    """The shortest of a few runs of ``run()``, after one to warm up."""
+    run()
+    times = []
+    while len(times) < max_repeat and (not times or sum(times) < min_total):
+        start = time.perf_counter()
+        run()
+        if xp is not numpy:
+            xp.cuda.Device().synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_product(xp, shapes):
+    rng = numpy.random.RandomState(0)
+    rows = []
+    for m, k, n in shapes:
+        a = xp.asarray(numpy.where(rng.rand(m, k) < .5, 1, -1), numpy.float32)
+        w = xp.asarray(numpy.where(rng.rand(n, k) < .5, 1, -1), numpy.float32)
+        # Weights are packed once; activations come packed from the layer
+        # before: packing is not part of the product.
+        a_bits, w_bits = xnor.pack_signs(a >= 0), xnor.pack_signs(w >= 0)
+        w_t = w.T.copy()
+        row = {'m': m, 'k': k, 'n': n,
+               'float32_s': best_time(lambda: a.dot(w_t), xp),
+               'xnor_s': best_time(lambda: xnor.xnor_popcount(a_bits, w_bits),
+                                   xp)}
+        if xp is not numpy:
+            a16, w16 = a.astype(numpy.float16), w_t.astype(numpy.float16)
+            row['float16_s'] = best_time(lambda: a16.dot(w16), xp)
+        row['equal'] = bool(
+            (k - 2 * xnor.xnor_popcount(a_bits, w_bits) == a.dot(w_t)).all())
+        rows.append(row)
+    return rows
+
+
+def calibrate(mlp, x):
+    """Sets BatchNormalization's statistics to those of the images x.
+
+    With random weights and the initial statistics (mean 0), many units sit
+    exactly on their thresholds, where float32 rounding decides the sign;
+    a trained net's statistics leave none there.
+    """
+    for _, bn in mlp.layers():
+        bn.decay = 0.
+    with chainer.using_config('train', True), chainer.no_backprop_mode():
+        mlp(x)
+
+
+def bench_inference(device, nets, batchsizes, x, pixels):
+    rows = []
+    for n_hidden, n_units in nets:
+        numpy.random.seed(0)
+        mlp = train_mnist.make_model(
+            'port' if n_hidden == 2 else 'paper', n_units).predictor
+        mlp.to_device(device)
+        calibrate(mlp, x[:1000])
+        packed = xnor.PackedMLP.from_chain(mlp).to_device(device.xp)
+        for batchsize in batchsizes:
+            def chainer_path():
+                with chainer.using_config('train', False), \
+                        chainer.no_backprop_mode():
+                    return [mlp(x[i:i + batchsize]).array
+                            for i in range(0, len(x), batchsize)]
+            row = {'hidden': n_hidden, 'units': n_units, 'batch': batchsize,
+                   'chainer_s': best_time(chainer_path, device.xp),
+                   'packed_s': best_time(
+                       lambda: packed.logits(pixels, batchsize), device.xp)}
+            agree = (packed.logits(pixels, batchsize).argmax(axis=1) ==
+                     device.xp.concatenate(chainer_path()).argmax(axis=1))
+            row['agree'] = int(agree.sum())
+            rows.append(row)
+    return rows
+
+
+def bench_training(device, n_units, iterations, train):
+    """Seconds per epoch (60,000 images, batch 100), both nets alternating."""
+    batches = [convert.concat_examples(train[i:i + 100], device)
+               for i in range(0, 100 * iterations, 100)]
+    setups = {}
+    for name in ('binary', 'float'):
+        numpy.random.seed(0)
+        if name == 'binary':
+            model = train_mnist.make_model('port', n_units)
+        else:
+            model = L.Classifier(FloatMLP(n_units))
+        model.to_device(device)
+        optimizer = train_mnist.make_optimizer(model, 'port', 'all') \
+            if name == 'binary' else chainer.optimizers.Adam()
+        if name == 'float':
+            optimizer.setup(model)
+        setups[name] = (model, optimizer)
+
+    def epoch(name):
+        model, optimizer = setups[name]
+        for x, t in batches:
+            optimizer.update(model, x, t)
+        float(model.loss.array)
+
+    per_epoch = 60000 / (100 * iterations)
+    result = {name: best_time(lambda: epoch(name), device.xp, max_repeat=2)
+              * per_epoch for name in ('binary', 'float')}
+    return {'units': n_units, 'iterations': iterations,
+            'binary_s_per_epoch': result['binary'],
+            'float_s_per_epoch': result['float'],
+            'ratio': result['binary'] / result['float']}
+
+
+def machine(device):
+    info = {'python': platform.python_version(), 'numpy': numpy.__version__,
+            'chainer': chainer.__version__, 'cpu': cpu_name(),
+            'cores': os.cpu_count()}
+    if device.xp is not numpy:
+        cupy = device.xp
+        info['cupy'] = cupy.__version__
+        info['gpu'] = cupy.cuda.runtime.getDeviceProperties(
+            device.device.id)['name'].decode()
+    return info
+
+
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
+def print_tables(result):
+    gpu = 'gpu' in result['machine']
+    print('product, M x K x N (ms); xnor: popcount(a XOR w) on packed words')
+    print('{:>17s} {:>10s} {:>10s} {:>10s} {:>9s} {:>6s}'.format(
+        'M x K x N', 'float32', 'float16' if gpu else '', 'xnor',
+        'vs f32', 'equal'))
+    for r in result['product']:
+        print('{:>17s} {:10.2f} {:>10s} {:10.2f} {:8.2f}x {:>6s}'.format(
+            '{m}x{k}x{n}'.format(**r), r['float32_s'] * 1e3,
+            '{:.2f}'.format(r['float16_s'] * 1e3) if gpu else '',
+            r['xnor_s'] * 1e3, r['float32_s'] / r['xnor_s'],
+            str(r['equal'])))
+    print()
+    print('inference, whole test set (ms)')
+    print('{:>10s} {:>6s} {:>10s} {:>10s} {:>9s} {:>6s}'.format(
+        'net', 'batch', 'chainer', 'packed', 'speedup', 'agree'))
+    for r in result['inference']:
+        print('{:>10s} {:6d} {:10.1f} {:10.1f} {:8.2f}x {:6d}'.format(
+            '{hidden}x{units}'.format(**r), r['batch'], r['chainer_s'] * 1e3,
+            r['packed_s'] * 1e3, r['chainer_s'] / r['packed_s'],
+            r['agree']))
+    print()
+    t = result['training']
+    print('training, s per epoch of 60,000 images ({} units, from {} '
+          'iterations)'.format(t['units'], t['iterations']))
+    print('  BinaryNet {:.2f}  float {:.2f}  ratio {:.2f}x'.format(
+        t['binary_s_per_epoch'], t['float_s_per_epoch'], t['ratio']))
+
+
+def main(argv=None):
+    parser = train_mnist.OneLineParser(prog=PROG, description=__doc__.split(
+        '\n')[0])
+    parser.add_argument('--gpu', '-g', type=int, default=-1,
+                        help='GPU ID (negative value indicates CPU)')
+    parser.add_argument('--quick', action='store_true',
+                        help='Small sizes: checks that every path runs')
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    try:
+        device = train_mnist.get_device(args.gpu)
+    except train_mnist.UsageError as e:
+        print('{}: error: {}'.format(PROG, e), file=sys.stderr)
+        return 1
+    compat.use_device(device)
+    train, test = mnist.get_mnist()
+    x, _ = convert.concat_examples(test)
+    if args.quick:
+        x = x[:1000]
+    pixels = device.send(numpy.rint(x * 255).astype(numpy.uint8))
+    x = device.send(x)
+    result = {'machine': machine(device)}
+    result['product'] = bench_product(device.xp, sizes['product'])
+    result['inference'] = bench_inference(
+        device, sizes['nets'], sizes['batchsizes'], x, pixels)
+    result['training'] = bench_training(
+        device, sizes['train_units'], sizes['train_iterations'], train)
+    print_tables(result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
