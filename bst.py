@@ -8,9 +8,12 @@ from chainer.utils import type_check
 
 def binarize(x):
     """x^b = sign(x): +1 where x >= 0, else -1, in x's dtype (Sec. 1.1)."""
-    xp = backend.get_array_module(x)
-    one = x.dtype.type(1)
-    return xp.where(x >= 0, one, -one)
+    # 2 [x >= 0] - 1 in place: the same values as a where(), several times
+    # faster on the CPU, where it runs for every weight at every step.
+    b = (x >= 0).astype(x.dtype)
+    b *= 2
+    b -= 1
+    return b
 
 
 class BinaryStraightThrough(chainer.function_node.FunctionNode):
