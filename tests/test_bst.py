@@ -55,3 +55,11 @@ def test_gpu_agrees_with_cpu():
         results.append((cuda.to_cpu(y.array), cuda.to_cpu(x.grad)))
     numpy.testing.assert_array_equal(results[0][0], results[1][0])
     numpy.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_binarize_matches_where_on_signed_zeros_and_nan():
+    x = numpy.array([-0., 0., numpy.nan, -numpy.inf, numpy.inf, 1e-45,
+                     -1e-45], numpy.float32)
+    numpy.testing.assert_array_equal(binarize(x),
+                                     numpy.where(x >= 0, 1., -1.))
+    assert binarize(x).dtype == numpy.float32

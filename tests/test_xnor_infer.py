@@ -41,6 +41,18 @@ def test_packed_path_agrees_on_all_10000_test_images(trained, tmp_path,
     assert xnor.PackedMLP.load(str(packed_path)).n_layers == 3
 
 
+def test_paper_preset_net_with_signed_inputs_agrees(data_slice, tmp_path,
+                                                   capsys):
+    assert train_mnist.main(['--dataset-dir', data_slice, '--out',
+                             str(tmp_path), '--unit', '100', '--epoch', '1',
+                             '--noplot', '--preset', 'paper']) == 0
+    assert xnor_infer.main(['--model', str(tmp_path / 'mlp_best.model'),
+                            '--preset', 'paper']) == 0
+    out = capsys.readouterr().out
+    assert '3 hidden layers of 100 units' in out
+    assert 'agreement: 10000/10000 predicted classes equal' in out
+
+
 def run_script(*args, cwd):
     return subprocess.run([sys.executable, SCRIPT] + list(args), cwd=cwd,
                           capture_output=True, text=True, timeout=120)
