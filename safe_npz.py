@@ -69,12 +69,13 @@ class _ShapeCheckingDeserializer(serializers.NpzDeserializer):
         name = self.path + key.lstrip('/')
         if name not in self.npz:
             raise LoadError('{} has no entry {}: it was not saved from this '
-                            'kind of object'.format(self.filename, name))
+                            'kind of object (another --preset?)'.format(
+                                self.filename, name))
         stored = self.npz[name].shape
         shape = getattr(value, 'shape', None)
         if shape is not None and stored != shape:
             raise LoadError('{}: {} has shape {} where {} is expected (saved '
-                            'with another --unit?)'.format(
+                            'with another --unit or --preset?)'.format(
                                 self.filename, name, stored, shape))
         return super().__call__(key, value)
 
@@ -86,6 +87,6 @@ def _check_states(optimizer, path):
         for key, value in (param.update_rule.state or {}).items():
             if value.shape != param.shape:
                 raise LoadError('{}: the state {} of {} has shape {} where {} '
-                                'is expected (saved with another --unit?)'
-                                .format(path, key, name, value.shape,
-                                        param.shape))
+                                'is expected (saved with another --unit or '
+                                '--preset?)'.format(path, key, name,
+                                                    value.shape, param.shape))

@@ -61,7 +61,7 @@ def run_script(*args, cwd):
 @pytest.mark.parametrize('flags,message', [
     (['--model', 'absent.model'], 'absent.model: no such file'),
     (['--model', 'garbage.npz'], 'garbage.npz is not a readable npz'),
-    (['--model', 'MODEL', '--preset', 'paper'], 'has no entry'),
+    (['--model', 'MODEL', '--preset', 'paper'], '--preset?)'),
     (['--model', 'MODEL', '--batchsize', '0'], 'must be a positive'),
     ([], 'the following arguments are required: --model'),
 ])
