@@ -194,10 +194,11 @@ class PackedMLP(object):
     """A trained MnistMLP as packed bits and integer thresholds.
 
     ``arrays`` maps names to NumPy arrays, as ``from_chain`` makes them and
-    ``save``/``load`` store them: ``input`` (pixel scale and shift: the net
-    saw x = scale p + shift), per layer k ``l{k}/W`` (packed sign(W)) and
-    ``l{k}/in_size``, ``l{k}/threshold`` and ``l{k}/flip`` for the hidden
-    layers, ``l{k}/scale`` and ``l{k}/shift`` for the output layer.
+    ``save``/``load`` store them: per layer k ``l{k}/W`` (packed sign(W))
+    and ``l{k}/in_size``, ``l{k}/threshold`` and ``l{k}/flip`` for the
+    hidden layers, ``l{k}/scale`` and ``l{k}/shift`` for the output layer.
+    Its input is the 8-bit pixels p, whatever scaling the net was trained
+    with: that scaling is folded into the first layer's thresholds.
     """
 
     def __init__(self, arrays):
@@ -211,7 +212,7 @@ class PackedMLP(object):
     def from_chain(cls, mlp, signed_input=False):
         """Folds a MnistMLP; ``signed_input``: it was trained on 2x - 1."""
         scale, shift = (2 / 255, -1.) if signed_input else (1 / 255, 0.)
-        arrays = {'input': numpy.array([scale, shift])}
+        arrays = {}
         layers = mlp.layers()
         for k, (linear, bn) in enumerate(layers, 1):
             W = numpy.asarray(_to_cpu(linear.W.array))
