@@ -221,6 +221,14 @@ def epoch_iterator(dataset, batchsize, seed, epoch):
         order_sampler=chainer.iterators.ShuffleOrderSampler(orders))
 
 
+def seed_epoch(device, seed, epoch):
+    """Seeds dropout's generator from (seed, epoch): resumes are exact."""
+    derived = numpy.random.RandomState([seed, epoch]).randint(2 ** 31)
+    numpy.random.seed(derived)
+    if device.xp is not numpy:
+        device.xp.random.seed(derived)
+
+
 def run_epoch(model, optimizer, iterator, device, write_graph_to=None):
     """Trains on one pass of ``iterator``; returns mean loss and accuracy."""
     sum_loss = sum_accuracy = 0
@@ -379,6 +387,7 @@ def train(args):
             start = time.perf_counter()
             if args.preset == 'paper':
                 optimizer.alpha = learning_rate(epoch, args.epoch)
+            seed_epoch(device, args.seed, epoch)
             train_iter = epoch_iterator(train_data, args.batchsize,
                                         args.seed, epoch)
             loss, accuracy = run_epoch(model, optimizer, train_iter, device,

@@ -246,6 +246,23 @@ def test_paper_split_is_the_last_sixth_of_the_training_set(data_slice):
     assert train_mnist.VALIDATION_FRACTION * 60000 == 10000
 
 
+def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path):
+    straight, broken = tmp_path / 'straight', tmp_path / 'broken'
+    assert run(data_slice, straight, '--preset', 'paper', '-e', '2') == 0
+    # The rate of epoch 1 is 3e-3 whatever the number of epochs.
+    assert run(data_slice, broken, '--preset', 'paper', '-e', '1') == 0
+    assert run(data_slice, broken, '--preset', 'paper', '-e', '2',
+               '--initmodel', str(broken / 'mlp.model'),
+               '--resume', str(broken / 'mlp.state')) == 0
+    for name in ('mlp.model', 'mlp.state', 'mlp_best.model'):
+        resumed, expected = arrays(broken / name), arrays(straight / name)
+        for key in expected:
+            numpy.testing.assert_array_equal(resumed[key], expected[key],
+                                             err_msg=name + ' ' + key)
+    assert [e['lr'] for e in read_log(broken)] == [
+        e['lr'] for e in read_log(straight)]
+
+
 def test_best_entry_is_the_first_of_highest_validation_accuracy():
     log = [{'epoch': e, 'validation/main/accuracy': a,
             'test/main/accuracy': 0.5}
