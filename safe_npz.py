@@ -35,20 +35,43 @@ def load(path, obj):
             objects, or does not fit ``obj`` (an entry missing, a shape
             differing).
     """
+    load_arrays(read(path), obj, path)
+
+
+def read(path):
+    """The arrays of the npz file ``path``, by name, with no pickles allowed.
+
+    Each entry is read once here: an NpzFile inflates an entry at every
+    access, and the shape check and Chainer's copy both look.
+
+    Raises:
+        LoadError: the file is missing, not an npz file, or holds pickled
+            objects.
+    """
     try:
-        # Each entry is read once here: an NpzFile inflates an entry at
-        # every access, and the shape check and Chainer's copy both look.
         with numpy.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        _ShapeCheckingDeserializer(arrays, path).load(obj)
-    except LoadError:
-        raise
+            return {name: npz[name] for name in npz.files}
     except FileNotFoundError:
         raise LoadError('{}: no such file'.format(path))
     except IsADirectoryError:
         raise LoadError('{} is a folder, not a file'.format(path))
     except (zipfile.BadZipFile, EOFError, OSError) as e:
         raise LoadError('{} is not a readable npz file ({})'.format(path, e))
+    except ValueError as e:
+        raise LoadError('{} cannot be loaded: {}'.format(path, e))
+
+
+def load_arrays(arrays, obj, path):
+    """Loads what ``read(path)`` returned into a Link or an Optimizer.
+
+    Raises:
+        LoadError: ``arrays`` do not fit ``obj`` (an entry missing, a shape
+            differing).
+    """
+    try:
+        _ShapeCheckingDeserializer(arrays, path).load(obj)
+    except LoadError:
+        raise
     except ValueError as e:
         raise LoadError('{} cannot be loaded: {}'.format(path, e))
     if isinstance(obj, chainer.Optimizer):

@@ -9,7 +9,6 @@ their times.
 import os
 import sys
 import time
-import zipfile
 
 import compat
 
@@ -46,19 +45,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def hidden_units(path):
+def hidden_units(arrays, path):
     """The width of the first layer of a saved model (its --unit)."""
     try:
-        with numpy.load(path, allow_pickle=False) as npz:
-            return npz['predictor/l1/W'].shape[0]
-    except FileNotFoundError:
-        raise safe_npz.LoadError('{}: no such file'.format(path))
+        return arrays['predictor/l1/W'].shape[0]
     except KeyError:
         raise safe_npz.LoadError('{} holds no MnistMLP (no predictor/l1/W)'
                                  .format(path))
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise safe_npz.LoadError('{} is not a readable npz file ({})'.format(
-            path, e))
 
 
 def timed(run, xp):
@@ -79,10 +72,11 @@ def chainer_logits(model, x, batchsize):
 
 def infer(args):
     device = train_mnist.get_device(args.gpu)
-    n_units = hidden_units(args.model)
-    model = train_mnist.make_model(args.preset, n_units).predictor
-    classifier = chainer.links.Classifier(model)
-    safe_npz.load(args.model, classifier)
+    arrays = safe_npz.read(args.model)
+    n_units = hidden_units(arrays, args.model)
+    classifier = train_mnist.make_model(args.preset, n_units)
+    safe_npz.load_arrays(arrays, classifier, args.model)
+    model = classifier.predictor
     signed = args.preset == 'paper'
     packed = xnor.PackedMLP.from_chain(model, signed_input=signed)
     print('model: {} (--preset {}, {} hidden layers of {} units)'.format(
