@@ -149,19 +149,18 @@ def bench_training(device, n_units, iterations, train):
     """Seconds per epoch (60,000 images, batch 100), both nets alternating."""
     batches = [convert.concat_examples(train[i:i + 100], device)
                for i in range(0, 100 * iterations, 100)]
-    setups = {}
-    for name in ('binary', 'float'):
-        numpy.random.seed(0)
-        if name == 'binary':
-            model = train_mnist.make_model('port', n_units)
-        else:
-            model = L.Classifier(FloatMLP(n_units))
+    numpy.random.seed(0)
+    binary = train_mnist.make_model('port', n_units)
+    numpy.random.seed(0)
+    floats = L.Classifier(FloatMLP(n_units))
+    for model in (binary, floats):
         model.to_device(device)
-        optimizer = train_mnist.make_optimizer(model, 'port', 'all') \
-            if name == 'binary' else chainer.optimizers.Adam()
-        if name == 'float':
-            optimizer.setup(model)
-        setups[name] = (model, optimizer)
+    baseline = chainer.optimizers.Adam()
+    baseline.setup(floats)
+    setups = {
+        'binary': (binary, train_mnist.make_optimizer(binary, 'port', 'all')),
+        'float': (floats, baseline),
+    }
 
     def epoch(name):
         model, optimizer = setups[name]

@@ -377,7 +377,6 @@ def train(args):
     test_iter = iterator(test_data)
     validation_iter = (None if validation_data is None
                        else iterator(validation_data))
-    best = best_entry(log)
     graph_path = os.path.join(args.out, 'graph.dot')
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
 
@@ -410,7 +409,6 @@ def train(args):
             entry['elapsed_time'] = elapsed
             log.append(entry)
             if validation_iter is not None and best_entry(log) is entry:
-                best = entry
                 path = os.path.join(args.out, BEST_MODEL_FILE)
                 safe_npz.save(path, model)
                 print('lowest validation error so far: saved', path)
@@ -428,6 +426,7 @@ def train(args):
             os.path.join(args.out, STATE_FILE)), file=sys.stderr)
         return 130
     save_snapshot(model, optimizer, args.out)
+    best = best_entry(log)
     if best:
         print('lowest validation error {:.2%} at epoch {}: test error '
               '{:.2%} ({})'.format(
