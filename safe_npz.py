@@ -3,8 +3,14 @@
 Loading never unpickles (Chainer's ``load_npz`` passes allow_pickle=True, so
 a crafted file could run code) and insists that every array has the shape
 the target holds: NumPy would otherwise broadcast a model saved with
-``--unit 1`` into one of 1000 units without a word. Saving is atomic.
+``--unit 1`` into one of 1000 units without a word. Saving is atomic and
+uncompressed: compressing the paper's 214 MB model took 9.3 s against
+0.28 s, for a file 7% smaller.
+
+A file may also hold its recipe, a small dict saved as JSON text in the
+entry ``recipe``, so that a saved model says what it is.
 """
+import json
 import zipfile
 
 import compat  # noqa: F401  (must precede chainer)
@@ -21,10 +27,35 @@ class LoadError(ValueError):
     """A file that cannot be loaded into the given model or optimizer."""
 
 
-def save(path, obj):
-    """Saves a Link or an Optimizer to ``path``, replacing it atomically."""
+RECIPE = 'recipe'
+
+
+def save(path, obj, recipe=None):
+    """Saves a Link or an Optimizer, and ``recipe`` (a dict) if given, to
+    ``path``, replacing it atomically."""
+    arrays = serializers.npz.serialize(obj)
+    if recipe is not None:
+        arrays[RECIPE] = numpy.array(json.dumps(recipe, sort_keys=True))
     with atomic_file.open_for_write(path) as f:
-        serializers.save_npz(f, obj)
+        numpy.savez(f, **arrays)
+
+
+def recipe_of(arrays, path):
+    """The recipe dict that ``read(path)`` found, or None where none is.
+
+    Raises:
+        LoadError: the entry is there but holds no JSON object.
+    """
+    if RECIPE not in arrays:
+        return None
+    try:
+        recipe = json.loads(str(arrays[RECIPE]))
+    except ValueError:
+        recipe = None
+    if not isinstance(recipe, dict):
+        raise LoadError('{}: its recipe entry is not a JSON object'.format(
+            path))
+    return recipe
 
 
 def load(path, obj):

@@ -1,4 +1,5 @@
 import os
+import zipfile
 
 import numpy
 import pytest
@@ -128,13 +129,43 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
     with open(path, 'rb') as f:
         before = f.read()
 
-    def broken_save(f, obj):
+    def broken_save(f, **arrays):
         f.write(b'partial')
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safe_npz.serializers, 'save_npz', broken_save)
+    monkeypatch.setattr(safe_npz.numpy, 'savez', broken_save)
     with pytest.raises(KeyboardInterrupt):
         safe_npz.save(path, model(seed=3))
     with open(path, 'rb') as f:
         assert f.read() == before
     assert os.listdir(tmp_path) == ['m.npz']
+
+
+def test_recipe_is_saved_beside_the_arrays_without_pickles(tmp_path):
+    path = str(tmp_path / 'm.npz')
+    recipe = {'preset': 'paper', 'unit': 5, 'epoch': 1000}
+    safe_npz.save(path, model(), recipe)
+    arrays = safe_npz.read(path)
+    assert safe_npz.recipe_of(arrays, path) == recipe
+    loaded = model(seed=2)
+    safe_npz.load(path, loaded)
+    numpy.testing.assert_array_equal(loaded.predictor.l1.W.array,
+                                     model().predictor.l1.W.array)
+    safe_npz.save(path, model())
+    assert safe_npz.recipe_of(safe_npz.read(path), path) is None
+
+
+def test_a_recipe_that_is_not_a_json_object_is_refused(tmp_path):
+    path = str(tmp_path / 'm.npz')
+    numpy.savez(path, recipe=numpy.array('[1, 2'))
+    with pytest.raises(LoadError, match='recipe entry is not a JSON object'):
+        safe_npz.recipe_of(safe_npz.read(path), path)
+
+
+def test_saves_are_uncompressed(tmp_path):
+    # Compressing the paper's 214 MB model took 9.3 s, against 0.28 s.
+    path = str(tmp_path / 'm.npz')
+    safe_npz.save(path, model())
+    with zipfile.ZipFile(path) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {
+            zipfile.ZIP_STORED}
