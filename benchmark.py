@@ -25,8 +25,9 @@ from chainer.dataset import convert
 import chainer.functions as F
 import chainer.links as L
 
+import cli
 import mnist
-import train_mnist
+import recipes
 import xnor
 
 PROG = os.path.basename(sys.argv[0]) or 'benchmark.py'
@@ -123,8 +124,8 @@ def bench_inference(device, nets, batchsizes, x, pixels):
     rows = []
     for n_hidden, n_units in nets:
         numpy.random.seed(0)
-        mlp = train_mnist.make_model(
-            'port' if n_hidden == 2 else 'paper', n_units).predictor
+        recipe = recipes.Port if n_hidden == 2 else recipes.Paper
+        mlp = recipe.model(n_units).predictor
         mlp.to_device(device)
         calibrate(mlp, x[:1000])
         packed = xnor.PackedMLP.from_chain(mlp).to_device(device.xp)
@@ -150,7 +151,7 @@ def bench_training(device, n_units, iterations, train):
     batches = [convert.concat_examples(train[i:i + 100], device)
                for i in range(0, 100 * iterations, 100)]
     numpy.random.seed(0)
-    binary = train_mnist.make_model('port', n_units)
+    binary = recipes.Port.model(n_units)
     numpy.random.seed(0)
     floats = L.Classifier(FloatMLP(n_units))
     for model in (binary, floats):
@@ -158,7 +159,7 @@ def bench_training(device, n_units, iterations, train):
     baseline = chainer.optimizers.Adam()
     baseline.setup(floats)
     setups = {
-        'binary': (binary, train_mnist.make_optimizer(binary, 'port', 'all')),
+        'binary': (binary, recipes.Port.optimizer(binary, 'all')),
         'float': (floats, baseline),
     }
 
@@ -230,17 +231,15 @@ def print_tables(result):
 
 
 def main(argv=None):
-    parser = train_mnist.OneLineParser(prog=PROG, description=__doc__.split(
-        '\n')[0])
-    parser.add_argument('--gpu', '-g', type=int, default=-1,
-                        help='GPU ID (negative value indicates CPU)')
+    parser = cli.OneLineParser(prog=PROG, description=__doc__.split('\n')[0])
+    cli.add_gpu_flag(parser)
     parser.add_argument('--quick', action='store_true',
                         help='Small sizes: checks that every path runs')
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     try:
-        device = train_mnist.get_device(args.gpu)
-    except train_mnist.UsageError as e:
+        device = cli.get_device(args.gpu)
+    except cli.UsageError as e:
         print('{}: error: {}'.format(PROG, e), file=sys.stderr)
         return 1
     compat.use_device(device)

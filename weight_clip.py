@@ -6,12 +6,13 @@ from chainer import backend
 
 class WeightClip(object):
 
-    """After each update, w <- clip(w, low, high), in place.
+    """w <- clip(w, low, high), in place, after each update (or before it).
 
     Added with ``optimizer.add_hook`` it clips every parameter, as the Chainer
     port did (BatchNormalization's gamma and beta included); added with
     ``param.update_rule.add_hook`` it clips that parameter alone, as the paper
-    clips only the binary weights.
+    clips only the binary weights. ``timing='pre'`` in either call clips
+    before the update instead, as Chainer v1 ran the port's hook.
 
     Args:
         low (float): Lower bound.

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Evaluates a trained MnistMLP on the MNIST test set with packed XNOR bits.
 
-Folds the model saved by train_mnist.py into xnor.PackedMLP, prints its
-summary, then classifies the 10,000 test images with the packed engine and
-with Chainer's float path, and prints both accuracies, their agreement and
-their times.
+Folds the model saved by train_mnist.py, which names its recipe, into
+xnor.PackedMLP, prints its summary, then classifies the 10,000 test images
+with the packed engine and with Chainer's float path, and prints both
+accuracies, their agreement and their times.
 """
 import os
 import sys
@@ -17,25 +17,22 @@ import numpy
 import chainer
 from chainer.dataset import convert
 
+import cli
 import mnist
+import recipes
 import safe_npz
-import train_mnist
 import xnor
 
 PROG = os.path.basename(sys.argv[0]) or 'xnor_infer.py'
 
 
 def parse_args(argv=None):
-    parser = train_mnist.OneLineParser(
+    parser = cli.OneLineParser(
         prog=PROG, description='BinaryNet: packed XNOR inference on MNIST')
     parser.add_argument('--model', '-m', required=True,
                         help='Model file saved by train_mnist.py')
-    parser.add_argument('--preset', choices=sorted(
-        train_mnist.PRESET_DEFAULTS), default='port',
-                        help='The --preset the model was trained with')
-    parser.add_argument('--gpu', '-g', type=int, default=-1,
-                        help='GPU ID (negative value indicates CPU)')
-    parser.add_argument('--batchsize', '-b', type=train_mnist.positive_int,
+    cli.add_gpu_flag(parser)
+    parser.add_argument('--batchsize', '-b', type=cli.positive_int,
                         default=10000, help='Images classified at once')
     parser.add_argument('--dataset-dir', default=None,
                         help='Folder holding the four MNIST IDX files; '
@@ -45,13 +42,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def hidden_units(arrays, path):
-    """The width of the first layer of a saved model (its --unit)."""
-    try:
-        return arrays['predictor/l1/W'].shape[0]
-    except KeyError:
-        raise safe_npz.LoadError('{} holds no MnistMLP (no predictor/l1/W)'
-                                 .format(path))
+def saved_recipe(arrays, path):
+    """The recipe and --unit that train_mnist.py saved with the model."""
+    saved = safe_npz.recipe_of(arrays, path) or {}
+    recipe = recipes.PRESETS.get(saved.get('preset'))
+    unit = saved.get('unit')
+    if recipe is None or not isinstance(unit, int) or unit < 1:
+        raise safe_npz.LoadError('{} names no recipe: it was not saved by '
+                                 'this train_mnist.py'.format(path))
+    return recipe, unit
 
 
 def timed(run, xp):
@@ -71,16 +70,16 @@ def chainer_logits(model, x, batchsize):
 
 
 def infer(args):
-    device = train_mnist.get_device(args.gpu)
+    device = cli.get_device(args.gpu)
     arrays = safe_npz.read(args.model)
-    n_units = hidden_units(arrays, args.model)
-    classifier = train_mnist.make_model(args.preset, n_units)
+    recipe, n_units = saved_recipe(arrays, args.model)
+    classifier = recipe.model(n_units)
     safe_npz.load_arrays(arrays, classifier, args.model)
     model = classifier.predictor
-    signed = args.preset == 'paper'
+    signed = recipe.signed_input
     packed = xnor.PackedMLP.from_chain(model, signed_input=signed)
     print('model: {} (--preset {}, {} hidden layers of {} units)'.format(
-        args.model, args.preset, model.n_hidden, n_units))
+        args.model, recipe.name, model.n_hidden, n_units))
     print(packed.summary())
     if args.save:
         packed.save(args.save)
@@ -122,7 +121,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return infer(args)
-    except (train_mnist.UsageError, mnist.MnistError, safe_npz.LoadError,
+    except (cli.UsageError, mnist.MnistError, safe_npz.LoadError,
             xnor.PackedError) as e:
         message = str(e)
     except OSError as e:

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import re
@@ -11,10 +12,9 @@ import pytest
 import chainer
 import chainer.links as L
 
-from conftest import N_TEST, N_TRAIN, ROOT, gpu_usable
+from conftest import N_TRAIN, ROOT, gpu_usable
 from net import MnistMLP
 import safe_npz
-from squared_hinge import squared_hinge
 import train_mnist
 
 SCRIPT = os.path.join(ROOT, 'train_mnist.py')
@@ -40,8 +40,12 @@ def two_epochs(data_slice, tmp_path_factory):
 def test_short_run_learns_and_prints_the_ports_log(data_slice, tmp_path,
                                                    capsys):
     assert run(data_slice, tmp_path, '--epoch', '2') == 0
-    lines = capsys.readouterr().out.splitlines()
-    number = r'[0-9]+\.[0-9]+'
+    captured = capsys.readouterr()
+    # No progress line where stderr is not a terminal.
+    assert captured.err == ''
+    lines = captured.out.splitlines()
+    # Python 2's str(float): at most 12 significant digits.
+    number = r'[0-9]\.[0-9]{1,12}'
     train = 'train mean loss=#, accuracy=#'
     test = 'test  mean loss=#, accuracy=#'
     expected = ['load MNIST dataset', 'epoch 1', 'graph generated', train,
@@ -139,24 +143,6 @@ def test_ctrl_c_before_any_update_saves_nothing(data_slice, tmp_path,
     assert not (tmp_path / 'mlp.model').exists()
 
 
-@pytest.mark.parametrize('which,clipped', [
-    ('all', {'W', 'b', 'gamma', 'beta'}),
-    ('binary', {'W'}),
-])
-def test_clipping_choice(which, clipped):
-    model = L.Classifier(MnistMLP(6, 5, 3))
-    for param in model.params():
-        param.array[...] = 5
-        param.grad = numpy.zeros_like(param.array)
-    optimizer = chainer.optimizers.Adam()
-    optimizer.setup(model)
-    train_mnist.add_clipping(optimizer, model, which)
-    optimizer.update()
-    for name, param in model.namedparams():
-        expected = 1 if name.rsplit('/', 1)[1] in clipped else 5
-        assert param.array.max() == expected, name
-
-
 # The paper's recipe.
 
 def test_presets_fill_only_the_flags_not_given():
@@ -169,91 +155,106 @@ def test_presets_fill_only_the_flags_not_given():
     assert (mixed.epoch, mixed.unit, mixed.clip) == (5, 8, 'all')
 
 
-def test_paper_model_is_the_papers_net():
-    numpy.random.seed(0)
-    model = train_mnist.make_model('paper', 64)
-    mlp = model.predictor
-    assert model.lossfun is squared_hinge
-    assert [(linear.in_size, linear.out_size)
-            for linear, _ in mlp.layers()] == [
-        (784, 64), (64, 64), (64, 64), (64, 10)]
-    assert (mlp.input_dropout, mlp.hidden_dropout) == (0.2, 0.5)
-    assert all(bn.eps == 1e-4 and bn.decay == 0.9 for _, bn in mlp.layers())
-    W = mlp.l2.W.array
-    # Uniform in [-1, 1], not LeCun's N(0, 1/64).
-    assert W.min() >= -1 and W.max() <= 1 and W.std() > 0.5
+def test_printed_numbers_are_python_2s_str_of_a_float():
+    assert train_mnist.port_str(0.57386117875576019) == '0.573861178756'
+    assert train_mnist.port_str(0.92756666926) == '0.92756666926'
+    assert train_mnist.port_str(1.0) == '1.0'
+    assert train_mnist.port_str(0.5) == '0.5'
+    assert train_mnist.port_str(1e-13) == '1e-13'
 
 
-def test_paper_steps_of_exactly_the_binary_weights_are_glorot_scaled():
-    numpy.random.seed(0)
-    model = train_mnist.make_model('paper', 16)
-    plain = model.copy(mode='copy')
-    rng = numpy.random.RandomState(1)
-    for (name, param), (_, twin) in zip(sorted(model.namedparams()),
-                                        sorted(plain.namedparams())):
-        # Away from the clip, so that only the step differs.
-        param.array[...] = twin.array[...] = 0
-        param.grad = twin.grad = rng.normal(
-            size=param.shape).astype(numpy.float32)
-    train_mnist.make_optimizer(model, 'paper', 'binary').update()
-    reference = chainer.optimizers.Adam()
-    reference.setup(plain)
-    reference.update()
-    factors = {'/predictor/l1/W': (1.5 / (784 + 16)) ** -0.5,
-               '/predictor/l2/W': (1.5 / 32) ** -0.5,
-               '/predictor/l3/W': (1.5 / 32) ** -0.5,
-               '/predictor/l4/W': (1.5 / 26) ** -0.5}
-    assert abs(factors['/predictor/l1/W'] - 23.09) < 0.01
-    for (name, param), (_, twin) in zip(sorted(model.namedparams()),
-                                        sorted(plain.namedparams())):
-        numpy.testing.assert_allclose(
-            param.array, factors.get(name, 1) * twin.array, rtol=1e-5,
-            err_msg=name)
+class ScriptedSteps(object):
+    """A model and optimizer whose losses and accuracies come from a list."""
+
+    def __init__(self, values):
+        self.values = iter(values)
+
+    def update(self, model, x, t):
+        value = next(self.values)
+        self.loss = self.accuracy = chainer.Variable(
+            numpy.array(value, numpy.float32))
 
 
-def test_paper_clips_the_binary_weights_only():
-    model = train_mnist.make_model('paper', 16)
-    optimizer = train_mnist.make_optimizer(model, 'paper', 'binary')
-    for param in model.params():
-        param.array[...] = 0.9999
-        param.grad = numpy.full_like(param.array, -1)
-    optimizer.update()
-    for name, param in model.namedparams():
-        if name.endswith('/W'):
-            assert param.array.max() == 1, name
-        else:
-            assert param.array.min() > 1, name
+def test_epoch_means_are_summed_in_float64_as_the_port_did():
+    values = numpy.random.RandomState(0).rand(3000).astype(numpy.float32)
+    steps = ScriptedSteps(values)
+    dataset = [(numpy.zeros(1, numpy.float32), numpy.int32(0))] * 300000
+    iterator = chainer.iterators.SerialIterator(dataset, 100, repeat=False,
+                                                shuffle=False)
+    loss, accuracy = train_mnist.run_epoch(steps, steps, iterator,
+                                           chainer.get_device('@numpy'))
+    # The port: sum_loss += float(loss.data) * len(t), in Python floats.
+    expected = 0.
+    for value in values:
+        expected += float(value) * 100
+    assert loss == accuracy == expected / 300000
+    float32_sum = numpy.float32(0)
+    for value in values:
+        float32_sum += value * numpy.float32(100)
+    assert float(float32_sum) / 300000 != expected / 300000
 
 
-def test_learning_rate_decays_from_3e_3_to_3e_7():
-    rates = [train_mnist.learning_rate(e, 50) for e in range(1, 51)]
-    assert rates[0] == 3e-3
-    assert rates[-1] == pytest.approx(3e-7, rel=1e-9)
-    ratios = numpy.array(rates[1:]) / rates[:-1]
-    numpy.testing.assert_allclose(ratios, 1e-4 ** (1 / 49), rtol=1e-9)
-    assert train_mnist.learning_rate(1, 1) == 3e-3
+def test_progress_shows_on_a_terminal_only(data_slice, tmp_path, capsys,
+                                           monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, 'stderr', terminal)
+    assert run(data_slice, tmp_path, '--epoch', '1', '-u', '10') == 0
+    assert 'img/s' in terminal.getvalue()
+    assert '/10000 [' in terminal.getvalue()
+    assert 'img' not in capsys.readouterr().out
 
 
-def test_paper_split_is_the_last_sixth_of_the_training_set(data_slice):
-    train, validation, test = train_mnist.get_data('paper', data_slice)
-    assert (len(train), len(validation), len(test)) == (8333, 1667, N_TEST)
-    port_train, none, port_test = train_mnist.get_data('port', data_slice)
-    assert none is None and len(port_train) == N_TRAIN
-    x, t = validation[0]
-    x_port, t_port = port_train[8333]
-    numpy.testing.assert_allclose(x, 2 * x_port - 1, atol=1e-7)
-    assert t == t_port
-    assert train_mnist.VALIDATION_FRACTION * 60000 == 10000
+def test_eval_bn_batch_evaluates_as_the_port_did(data_slice, two_epochs,
+                                                 tmp_path):
+    assert run(data_slice, tmp_path, '--epoch', '2',
+               '--eval-bn', 'batch') == 0
+    ours, population = read_log(tmp_path), read_log(two_epochs)
+    for entry, plain in zip(ours, population):
+        assert entry['main/loss'] == plain['main/loss']
+        assert (entry['validation/main/accuracy'] !=
+                plain['validation/main/accuracy'])
+    # The test batches moved the running averages, as in the port.
+    saved, plain = arrays(tmp_path / 'mlp.model'), arrays(
+        two_epochs / 'mlp.model')
+    assert not numpy.array_equal(saved['predictor/b1/avg_mean'],
+                                 plain['predictor/b1/avg_mean'])
+    numpy.testing.assert_array_equal(saved['predictor/l1/W'],
+                                     plain['predictor/l1/W'])
 
 
-def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path):
+def test_saved_files_name_their_recipe(two_epochs):
+    for name in ('mlp.model', 'mlp.state'):
+        recipe = safe_npz.recipe_of(arrays(two_epochs / name), name)
+        assert recipe == {'preset': 'port', 'unit': 100, 'epoch': 2}
+
+
+def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path,
+                                                    monkeypatch, capsys):
     straight, broken = tmp_path / 'straight', tmp_path / 'broken'
     assert run(data_slice, straight, '--preset', 'paper', '-e', '2') == 0
-    # The rate of epoch 1 is 3e-3 whatever the number of epochs.
-    assert run(data_slice, broken, '--preset', 'paper', '-e', '1') == 0
-    assert run(data_slice, broken, '--preset', 'paper', '-e', '2',
-               '--initmodel', str(broken / 'mlp.model'),
-               '--resume', str(broken / 'mlp.state')) == 0
+    run_epoch = train_mnist.run_epoch
+
+    def stopped_before_epoch_2(*args):
+        if args[1].epoch == 1:
+            raise KeyboardInterrupt
+        return run_epoch(*args)
+
+    monkeypatch.setattr(train_mnist, 'run_epoch', stopped_before_epoch_2)
+    assert run(data_slice, broken, '--preset', 'paper', '-e', '2') == 130
+    monkeypatch.undo()
+    resume = ['--preset', 'paper', '--initmodel', str(broken / 'mlp.model'),
+              '--resume', str(broken / 'mlp.state')]
+    capsys.readouterr()
+    # Another --epoch would change the rates of the epochs still to come.
+    assert run(data_slice, broken, '-e', '3', *resume) == 1
+    assert capsys.readouterr().err.endswith(
+        ': error: {} follows the learning-rate schedule of --epoch 2: resume '
+        'it with that --epoch\n'.format(broken / 'mlp.state'))
+    assert run(data_slice, broken, '-e', '2', *resume) == 0
     for name in ('mlp.model', 'mlp.state', 'mlp_best.model'):
         resumed, expected = arrays(broken / name), arrays(straight / name)
         for key in expected:
@@ -263,11 +264,11 @@ def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path):
         e['lr'] for e in read_log(straight)]
 
 
-def test_best_entry_is_the_first_of_highest_validation_accuracy():
+def test_best_entry_is_the_latest_of_highest_validation_accuracy():
     log = [{'epoch': e, 'validation/main/accuracy': a,
             'test/main/accuracy': 0.5}
-           for e, a in ((1, 0.9), (2, 0.95), (3, 0.93), (4, 0.95))]
-    assert train_mnist.best_entry(log)['epoch'] == 2
+           for e, a in ((1, 0.9), (2, 0.95), (3, 0.93), (4, 0.95), (5, .9))]
+    assert train_mnist.best_entry(log)['epoch'] == 4
     assert train_mnist.best_entry([{'epoch': 1,
                                     'validation/main/accuracy': 1}]) is None
 
@@ -277,8 +278,8 @@ def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
     saved = []
     save = safe_npz.save
 
-    def recording_save(path, obj):
-        save(path, obj)
+    def recording_save(path, obj, recipe=None):
+        save(path, obj, recipe)
         if path.endswith('mlp_best.model'):
             saved.append(arrays(path))
 
@@ -288,7 +289,8 @@ def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
     assert out.count('valid mean loss=') == 3
     assert out.count('test  mean loss=') == 3
     log = read_log(tmp_path)
-    assert [e['lr'] for e in log] == pytest.approx([3e-3, 3e-5, 3e-7])
+    assert [e['lr'] for e in log] == pytest.approx(
+        [3e-3, 1.3925e-4, 6.4633e-6], rel=1e-4)
     best = train_mnist.best_entry(log)
     assert out.rstrip().endswith(
         'lowest validation error {:.2%} at epoch {}: test error {:.2%} '
@@ -297,9 +299,10 @@ def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
                       tmp_path / 'mlp_best.model'))
     # 3x100 units, 8,333 images, 3 epochs: the paper's recipe learns.
     assert best['test/main/accuracy'] > 0.75
-    # The file holds the model as it was after the best epoch.
+    # The file holds the model as it was after the best epoch; a tie with
+    # the best so far saves too.
     improved = [e for i, e in enumerate(log) if all(
-        e['validation/main/accuracy'] > p['validation/main/accuracy']
+        e['validation/main/accuracy'] >= p['validation/main/accuracy']
         for p in log[:i])]
     assert len(saved) == len(improved)
     final = arrays(tmp_path / 'mlp_best.model')
@@ -348,6 +351,11 @@ def bad_files(folder):
     (['--batchsize', '-1'], 'argument --batchsize/-b: must be a positive'),
     (['--unit', 'many'], "argument --unit/-u: 'many' is not an integer"),
     (['--dataset-dir', 'nowhere'], 'nowhere has no train-images-idx3-ubyte'),
+    (['--initmodel', 'result/mlp.model', '--preset', 'paper'],
+     'result/mlp.model is a --preset port --unit 100 model, not --preset '
+     'paper --unit 100'),
+    (['--preset', 'paper', '--eval-bn', 'batch'],
+     "--eval-bn batch is the port's evaluation"),
 ])
 def test_bad_input_is_one_line_and_harms_nothing(
         data_slice, previous_run, flags, message):

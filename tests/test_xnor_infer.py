@@ -6,7 +6,11 @@ import sys
 import numpy
 import pytest
 
+import chainer.links as L
+
 from conftest import ROOT, gpu_usable
+from net import MnistMLP
+import safe_npz
 import train_mnist
 import xnor
 import xnor_infer
@@ -42,12 +46,12 @@ def test_packed_path_agrees_on_all_10000_test_images(trained, tmp_path,
 
 
 def test_paper_preset_net_with_signed_inputs_agrees(data_slice, tmp_path,
-                                                   capsys):
+                                                    capsys):
     assert train_mnist.main(['--dataset-dir', data_slice, '--out',
                              str(tmp_path), '--unit', '100', '--epoch', '1',
                              '--noplot', '--preset', 'paper']) == 0
-    assert xnor_infer.main(['--model', str(tmp_path / 'mlp_best.model'),
-                            '--preset', 'paper']) == 0
+    # The model names its recipe: no --preset to repeat.
+    assert xnor_infer.main(['--model', str(tmp_path / 'mlp_best.model')]) == 0
     out = capsys.readouterr().out
     assert '3 hidden layers of 100 units' in out
     assert 'agreement: 10000/10000 predicted classes equal' in out
@@ -61,12 +65,22 @@ def run_script(*args, cwd):
 @pytest.mark.parametrize('flags,message', [
     (['--model', 'absent.model'], 'absent.model: no such file'),
     (['--model', 'garbage.npz'], 'garbage.npz is not a readable npz'),
-    (['--model', 'MODEL', '--preset', 'paper'], '--preset?)'),
+    (['--model', 'norecipe.model'],
+     'norecipe.model names no recipe: it was not saved by this '
+     'train_mnist.py'),
+    (['--model', 'mislabeled.model'],
+     'is expected (saved with another --unit or --preset?)'),
+    (['--model', 'MODEL', '--preset', 'paper'],
+     'unrecognized arguments: --preset paper'),
     (['--model', 'MODEL', '--batchsize', '0'], 'must be a positive'),
     ([], 'the following arguments are required: --model'),
 ])
 def test_bad_input_is_one_line(trained, tmp_path, flags, message):
     (tmp_path / 'garbage.npz').write_bytes(b'PK\x03\x04 not a zip')
+    model = L.Classifier(MnistMLP(784, 10, 10))
+    safe_npz.save(str(tmp_path / 'norecipe.model'), model)
+    safe_npz.save(str(tmp_path / 'mislabeled.model'), model,
+                  {'preset': 'port', 'unit': 50, 'epoch': 1})
     flags = [str(trained) if f == 'MODEL' else f for f in flags]
     result = run_script(*flags, cwd=tmp_path)
     assert result.returncode != 0

@@ -1,0 +1,62 @@
+"""What the scripts share on the command line: flags, devices, errors.
+
+A user's mistake ends in one line on stderr and a non-zero exit; these are
+the pieces that make it so.
+"""
+import argparse
+
+import compat  # noqa: F401  (must precede chainer)
+
+import chainer
+
+
+class UsageError(Exception):
+    """A request that cannot be carried out as asked."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+
+    def error(self, message):
+        # One line, without argparse's usage block: --help shows that.
+        self.exit(2, '{}: error: {}\n'.format(self.prog, message))
+
+
+def integer(minimum, what):
+    """An argparse type: an int of at least ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                '{!r} is not an integer'.format(text))
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                'must be a {} integer, not {}'.format(what, value))
+        return value
+    return parse
+
+
+positive_int = integer(1, 'positive')
+
+
+def add_gpu_flag(parser):
+    parser.add_argument('--gpu', '-g', type=int, default=-1,
+                        help='GPU ID (negative value indicates CPU)')
+
+
+def get_device(gpu):
+    """The chainer device for ``--gpu``, or UsageError saying why not."""
+    if gpu < 0:
+        return chainer.get_device('@numpy')
+    from chainer.backends import cuda
+    if not cuda.available:
+        raise UsageError('--gpu {}: CUDA is not available (CuPy is not '
+                         'installed, or does not import)'.format(gpu))
+    try:
+        count = cuda.cupy.cuda.runtime.getDeviceCount()
+    except cuda.cupy.cuda.runtime.CUDARuntimeError as e:
+        raise UsageError('--gpu {}: no usable GPU ({})'.format(gpu, e))
+    if gpu >= count:
+        raise UsageError('--gpu {}: this machine has {} GPU(s)'.format(
+            gpu, count))
+    return chainer.get_device('@cupy:{}'.format(gpu))
