@@ -1,0 +1,47 @@
+import json
+import os
+
+import pytest
+
+from conftest import ROOT
+import plot_results
+
+PORT_LOG = os.path.join(ROOT, 'results', 'port_log.txt')
+
+
+def test_reads_the_ports_printed_log():
+    accuracies = plot_results.test_accuracies(PORT_LOG)
+    assert len(accuracies) == 20
+    assert accuracies[0] == 0.957400003672
+    assert accuracies[-1] == 0.976600005627
+
+
+def test_reads_log_json_of_either_preset(tmp_path):
+    port = tmp_path / 'port.json'
+    port.write_text(json.dumps([
+        {'epoch': 1, 'validation/main/accuracy': .9},
+        {'epoch': 2, 'validation/main/accuracy': .95}]))
+    assert plot_results.test_accuracies(str(port)) == [.9, .95]
+    paper = tmp_path / 'paper.json'
+    paper.write_text(json.dumps([{'epoch': 1, 'validation/main/accuracy': .9,
+                                  'test/main/accuracy': .8}]))
+    assert plot_results.test_accuracies(str(paper)) == [.8]
+
+
+def test_draws_a_png(tmp_path):
+    pytest.importorskip('matplotlib')
+    out = tmp_path / 'a.png'
+    assert plot_results.main(['-o', str(out), 'port=' + PORT_LOG]) == 0
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_bad_runs_are_one_line_and_keep_the_old_figure(tmp_path, capsys):
+    out = tmp_path / 'a.png'
+    out.write_bytes(b'old')
+    for run in ('nolabel', 'x=' + str(tmp_path / 'absent.json'),
+                'x=' + str(out)):
+        assert plot_results.main(['-o', str(out), run]) == 1
+        err = capsys.readouterr().err
+        assert ': error: ' in err
+        assert err.count('\n') == 1
+    assert out.read_bytes() == b'old'
