@@ -38,12 +38,14 @@ def plot(runs, out):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(figsize=(7, 4.2))
     for label, accuracies in runs:
         axes.plot(range(1, len(accuracies) + 1),
                   [100 * a for a in accuracies], marker='.', label=label)
     axes.set_xlabel('epoch')
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel('test accuracy (%)')
     axes.grid(alpha=0.3)
     axes.legend(loc='lower right')
