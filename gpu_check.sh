@@ -65,7 +65,7 @@ step() {
         status='no time left'
     else
         echo "== $name: $* (at most ${limit}s)"
-        timeout -s "$signal" -k 30 "$limit" "$@" 2>&1 | tee "$out/$name.log"
+        timeout -s "$signal" -k 15 "$limit" "$@" 2>&1 | tee "$out/$name.log"
         status=${PIPESTATUS[0]}
         [ "$signal" = INT ] && [ "$status" = 124 ] && status=stopped
         [ -f "$work/$name/log.json" ] &&
