@@ -71,15 +71,22 @@ class FloatMLP(chainer.Chain):
         return self['b{}'.format(k)](self['l{}'.format(k)](x))
 
 
+def synchronize(xp):
+    """Waits until the GPU has done the work queued on it."""
+    if xp is not numpy:
+        xp.cuda.Device().synchronize()
+
+
 def best_time(run, xp, min_total=1., max_repeat=5):
     """The shortest of a few runs of ``run()``, after one to warm up."""
     run()
+    # The warm-up's queued work is not the first run's.
+    synchronize(xp)
     times = []
     while len(times) < max_repeat and (not times or sum(times) < min_total):
         start = time.perf_counter()
         run()
-        if xp is not numpy:
-            xp.cuda.Device().synchronize()
+        synchronize(xp)
         times.append(time.perf_counter() - start)
     return min(times)
 

@@ -4,6 +4,7 @@ A user's mistake ends in one line on stderr and a non-zero exit; these are
 the pieces that make it so.
 """
 import argparse
+import textwrap
 
 import compat  # noqa: F401  (must precede chainer)
 
@@ -50,8 +51,8 @@ def get_device(gpu):
         return chainer.get_device('@numpy')
     from chainer.backends import cuda
     if not cuda.available:
-        raise UsageError('--gpu {}: CUDA is not available (CuPy is not '
-                         'installed, or does not import)'.format(gpu))
+        raise UsageError('--gpu {}: {}'.format(
+            gpu, cupy_failure(cuda._resolution_error)))
     try:
         count = cuda.cupy.cuda.runtime.getDeviceCount()
     except cuda.cupy.cuda.runtime.CUDARuntimeError as e:
@@ -60,3 +61,15 @@ def get_device(gpu):
         raise UsageError('--gpu {}: this machine has {} GPU(s)'.format(
             gpu, count))
     return chainer.get_device('@cupy:{}'.format(gpu))
+
+
+def cupy_failure(error):
+    """Why Chainer found no CuPy, from the error it kept, and the remedy."""
+    if isinstance(error, ModuleNotFoundError) and error.name == 'cupy':
+        return ('CuPy is not installed (make setup GPU=cuda12x, or '
+                'GPU=cuda13x, installs it)')
+    # CuPy's messages run long and over several lines.
+    cause = textwrap.shorten(str(error), 80, placeholder='...')
+    return ("CuPy does not import ({}: {}); CUDA's libraries come with "
+            "CuPy's [ctk] extra (make setup GPU=cuda12x, or GPU=cuda13x) "
+            "or a CUDA Toolkit".format(type(error).__name__, cause))

@@ -14,6 +14,12 @@ missing. Chainer 7.8.1 reads two things that have since gone:
 Chainer also imports ``pkg_resources`` at run time, which setuptools 81
 removed: requirements.txt pins ``setuptools<81`` for that, and the warning
 setuptools 80 prints about it on every start is silenced here.
+
+Where CuPy 14 imports, ``import chainer`` warns that cuDNN is not enabled
+(CuPy 14 has no cuDNN support at all) and that CuPy found no NCCL (only
+Chainer's multi-GPU updater uses it, and this package does not): thirteen
+lines of advice on stderr that cannot or need not be followed, silenced
+here too.
 """
 import importlib
 import sys
@@ -48,8 +54,14 @@ def _distutils_stand_in():
 
 
 def install():
-    """Provides what Chainer 7.8.1 needs and this NumPy lacks."""
+    """Provides what Chainer 7.8.1 needs and this NumPy lacks, and silences
+    its import-time warnings."""
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
+                            category=UserWarning)
+    warnings.filterwarnings('ignore', message='cuDNN is not enabled',
+                            category=UserWarning)
+    # CuPy's message starts with a line break.
+    warnings.filterwarnings('ignore', message=r'\s*nccl library could not',
                             category=UserWarning)
     if not hasattr(numpy, 'sctypes'):
         numpy.sctypes = _sctypes()
@@ -68,14 +80,13 @@ def install():
 def use_device(device):
     """Makes ``device`` current, telling once and plainly when cuDNN is absent.
 
-    Without cuDNN, Chainer warns in three lines that CuPy should be
-    reinstalled; with CuPy 14, which has no cuDNN support at all, that advice
-    cannot be followed, so one line saying it is expected replaces it.
+    Chainer's own warning, silenced by install(), says to reinstall CuPy:
+    with CuPy 14 that advice cannot be followed, so one line saying it is
+    expected replaces it, on a GPU run only.
     """
     if device.xp is not numpy:
         from chainer.backends import cuda
         if not cuda.cudnn_enabled:
-            warnings.filterwarnings('ignore', message='cuDNN is not enabled')
             print(CUDNN_NOTE, file=sys.stderr)
     device.use()
 

@@ -53,12 +53,17 @@ def saved_recipe(arrays, path):
     return recipe, unit
 
 
+def synchronize(xp):
+    """Waits until the GPU has done the work queued on it."""
+    if xp is not numpy:
+        xp.cuda.Device().synchronize()
+
+
 def timed(run, xp):
     """run()'s result and its wall time, waiting for the GPU to finish."""
     start = time.perf_counter()
     result = run()
-    if xp is not numpy:
-        xp.cuda.Device().synchronize()
+    synchronize(xp)
     return result, time.perf_counter() - start
 
 
@@ -94,9 +99,11 @@ def infer(args):
     packed.to_device(device.xp)
     x, pixels = device.send(x), device.send(pixels)
 
-    # The first call of each path compiles kernels and fills caches.
+    # The first call of each path compiles kernels and fills caches; the
+    # clocks start once the GPU has done that.
     packed.logits(pixels[:args.batchsize], args.batchsize)
     chainer_logits(model, x[:args.batchsize], args.batchsize)
+    synchronize(device.xp)
     ours, packed_time = timed(
         lambda: packed.logits(pixels, args.batchsize), device.xp)
     theirs, chainer_time = timed(

@@ -8,12 +8,16 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import compat  # noqa: E402,F401  (must precede chainer)
-from chainer.backends import cuda  # noqa: E402
-
+import cli  # noqa: E402
 import mnist  # noqa: E402
 
 N_TRAIN, N_TEST = 10000, 1000
+
+
+def pytest_addoption(parser):
+    parser.addoption('--require-gpu', action='store_true',
+                     help='fail the gpu tests where they would be skipped: '
+                     'a run on a GPU machine must test the GPU')
 
 
 def pytest_configure(config):
@@ -21,22 +25,28 @@ def pytest_configure(config):
         'markers', 'gpu: needs CuPy and a CUDA device; skipped without them')
 
 
-def gpu_usable():
-    if not cuda.available:
-        return False
+def no_gpu_reason():
+    """Why ``--gpu 0`` cannot run here, or None where it can."""
     try:
-        return cuda.cupy.cuda.runtime.getDeviceCount() > 0
-    except cuda.cupy.cuda.runtime.CUDARuntimeError:
-        return False
+        cli.get_device(0)
+    except cli.UsageError as e:
+        return str(e)
+    return None
 
 
-def pytest_collection_modifyitems(config, items):
-    if gpu_usable():
+def gpu_usable():
+    return no_gpu_reason() is None
+
+
+def pytest_runtest_setup(item):
+    if 'gpu' not in item.keywords:
         return
-    skip = pytest.mark.skip(reason='no CuPy with a CUDA device')
-    for item in items:
-        if 'gpu' in item.keywords:
-            item.add_marker(skip)
+    reason = no_gpu_reason()
+    if reason is None:
+        return
+    if item.config.getoption('require_gpu'):
+        pytest.fail('--require-gpu: ' + reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def idx_images(images):

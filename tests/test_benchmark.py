@@ -1,4 +1,5 @@
 import json
+import types
 
 import numpy
 
@@ -38,3 +39,20 @@ def test_float_mlp_has_the_binary_nets_shape():
     binary = MnistMLP(784, 64, 10)
     assert sorted((n, p.shape) for n, p in floats.namedparams()) == sorted(
         (n, p.shape) for n, p in binary.namedparams())
+
+
+def test_clocks_start_after_the_warm_up_has_finished(monkeypatch):
+    events = []
+
+    def clock():
+        events.append('clock')
+        return float(len(events))
+
+    monkeypatch.setattr(benchmark, 'time',
+                        types.SimpleNamespace(perf_counter=clock))
+    gpu = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        Device=lambda: types.SimpleNamespace(
+            synchronize=lambda: events.append('sync'))))
+    benchmark.best_time(lambda: events.append('run'), gpu, min_total=1e9,
+                        max_repeat=2)
+    assert events == ['run', 'sync'] + ['clock', 'run', 'sync', 'clock'] * 2

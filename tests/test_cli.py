@@ -1,7 +1,10 @@
 import argparse
+import types
 
 import numpy
 import pytest
+
+from chainer.backends import cuda
 
 import cli
 
@@ -29,3 +32,72 @@ def test_parser_errors_are_one_line(capsys):
     assert exit.value.code == 2
     assert capsys.readouterr().err == (
         'prog: error: argument --n: must be a positive integer, not 0\n')
+
+
+def without_cupy(monkeypatch, error):
+    """Chainer as it is where CuPy failed to import with ``error``."""
+    monkeypatch.setattr(cuda, 'available', False)
+    monkeypatch.setattr(cuda, '_resolution_error', error, raising=False)
+
+
+def test_missing_cupy_names_the_set_up(monkeypatch):
+    without_cupy(monkeypatch,
+                 ModuleNotFoundError("No module named 'cupy'", name='cupy'))
+    with pytest.raises(cli.UsageError) as error:
+        cli.get_device(0)
+    assert str(error.value) == (
+        '--gpu 0: CuPy is not installed (make setup GPU=cuda12x, or '
+        'GPU=cuda13x, installs it)')
+
+
+def test_cupy_that_does_not_import_says_why_in_one_line(monkeypatch):
+    # What CuPy 14.2 raises without CUDA's libraries.
+    lib = 'libcublasLt.so.13 or libcublasLt.so.12'
+    without_cupy(monkeypatch, ImportError(
+        'Failure finding "{0}": No such file: {0}, No such file: {0}\n'
+        .format(lib)))
+    with pytest.raises(cli.UsageError) as error:
+        cli.get_device(1)
+    message = str(error.value)
+    assert '\n' not in message and len(message) < 250
+    assert message.startswith(
+        '--gpu 1: CuPy does not import (ImportError: Failure finding '
+        '"libcublasLt.so.13 or libcublasLt.so.12": No such file:...); ')
+    assert message.endswith("CUDA's libraries come with CuPy's [ctk] extra "
+                            "(make setup GPU=cuda12x, or GPU=cuda13x) or a "
+                            "CUDA Toolkit")
+
+
+class FakeRuntime(object):
+    """cupy.cuda.runtime, with ``count`` devices or ``error`` counting them."""
+
+    class CUDARuntimeError(RuntimeError):
+        pass
+
+    def __init__(self, count=0, error=None):
+        self.count, self.error = count, error
+
+    def getDeviceCount(self):
+        if self.error:
+            raise self.CUDARuntimeError(self.error)
+        return self.count
+
+
+def with_runtime(monkeypatch, runtime):
+    monkeypatch.setattr(cuda, 'available', True)
+    monkeypatch.setattr(cuda, 'cupy', types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=runtime)))
+
+
+@pytest.mark.parametrize('runtime,message', [
+    (FakeRuntime(error='cudaErrorNoDevice: no CUDA-capable device is '
+                 'detected'),
+     '--gpu 0: no usable GPU (cudaErrorNoDevice: no CUDA-capable device is '
+     'detected)'),
+    (FakeRuntime(count=0), '--gpu 0: this machine has 0 GPU(s)'),
+])
+def test_no_device_is_said_plainly(monkeypatch, runtime, message):
+    with_runtime(monkeypatch, runtime)
+    with pytest.raises(cli.UsageError) as error:
+        cli.get_device(0)
+    assert str(error.value) == message

@@ -56,13 +56,41 @@ class FakeGpuDevice(object):
 def test_missing_cudnn_is_one_plain_line(monkeypatch, capsys):
     monkeypatch.setattr(cuda, 'cudnn_enabled', False)
     device = FakeGpuDevice()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        compat.use_device(device)
-        warnings.warn('cuDNN is not enabled.\nPlease reinstall CuPy')
+    compat.use_device(device)
     assert device.used
     assert capsys.readouterr().err == compat.CUDNN_NOTE + '\n'
-    assert not caught
+
+
+# What CuPy 14.2 warns, without NCCL, as Chainer imports cupy.cuda.nccl
+# (cupy/_environment.py, _preload_warning).
+NCCL_WARNING = """
+nccl library could not be loaded.
+
+Reason: ImportError (libnccl.so.2: cannot open shared object file: No such \
+file or directory)
+
+You can install the library by:
+  $ pip install "nvidia-nccl-cu12>=2.18.1,<3"
+"""
+
+
+def test_warnings_of_an_importable_cupy_are_silenced(monkeypatch):
+    # Chainer's own check, as importing chainer.functions runs it where
+    # CuPy imports without cuDNN.
+    monkeypatch.setattr(cuda, 'available', True)
+    monkeypatch.setattr(cuda, '_cudnn_disabled_by_user', False,
+                        raising=False)
+    monkeypatch.setattr(cuda, 'cudnn_enabled', False)
+    monkeypatch.setattr(cuda.check_cuda_available, '_already_warned', False,
+                        raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        # Again: pytest undoes the filters set while it imports conftest.
+        compat.install()
+        cuda.check_cuda_available()
+        warnings.warn(NCCL_WARNING)
+        warnings.warn('another warning')
+    assert cuda.check_cuda_available._already_warned
+    assert [str(w.message) for w in caught] == ['another warning']
 
 
 def test_cpu_device_says_nothing(capsys):

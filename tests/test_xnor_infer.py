@@ -2,6 +2,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 
 import numpy
 import pytest
@@ -103,3 +104,20 @@ def test_gpu_packed_path_agrees(trained, capsys):
     out = capsys.readouterr().out
     assert 'agreement: 10000/10000 predicted classes equal' in out
     numpy.testing.assert_equal(len(re.findall('accuracy', out)), 2)
+
+
+def test_clocks_start_after_the_warm_up_has_finished(trained, monkeypatch,
+                                                     capsys):
+    events = []
+
+    def clock():
+        events.append('clock')
+        return float(len(events))
+
+    monkeypatch.setattr(xnor_infer, 'time',
+                        types.SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(xnor_infer, 'synchronize',
+                        lambda xp: events.append('sync'))
+    assert xnor_infer.main(['--model', str(trained)]) == 0
+    # Warm-up, then each path timed until its work is done.
+    assert events == ['sync'] + ['clock', 'sync', 'clock'] * 2

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs every GPU path of the package on GPU 0, each log into the folder OUT:
+# the tests with --require-gpu, the port's 20 epochs with each --clip,
+# xnor_infer.py on the port's and the paper's model, benchmark.py, and the
+# paper preset until the time is up. Made to finish within 9 minutes,
+# install included: each step has its own time limit, and none runs past
+# the whole's. A failed step does not stop the others; OUT/summary.tsv holds
+# each step's exit status (124: out of time) and seconds, and any failure
+# makes the exit status 1.
+#
+# Usage: gpu_check.sh OUT. PYTHON names the interpreter (default python3).
+# Where Chainer does not import and .device/whl holds wheels (chainer 7.8.1
+# and setuptools<81, for a machine without network), they are installed
+# first, into a temporary folder.
+set -uo pipefail
+prog=gpu_check.sh
+python=${PYTHON:-python3}
+deadline=$((SECONDS + 520))
+
+fail() {
+    echo "$prog: $*" >&2
+    exit 1
+}
+
+[ $# -eq 1 ] || fail "usage: $prog OUT (the folder for the logs)"
+command -v nvidia-smi > /dev/null || fail 'no CUDA here: no nvidia-smi'
+gpus=$(nvidia-smi -L 2>&1) || fail "no CUDA here: $(head -n 1 <<< "$gpus")"
+mkdir -p "$1" && out=$(cd "$1" && pwd) || exit 1
+cd "$(dirname "$0")" || exit 1
+work=$(mktemp -d) || exit 1
+trap 'rm -rf "$work"' EXIT
+export PYTHONUNBUFFERED=1
+
+if ! "$python" -c 'import compat, chainer' 2> /dev/null; then
+    wheels=(.device/whl/*.whl)
+    [ -e "${wheels[0]}" ] ||
+        fail "Chainer does not import with $python and .device/whl holds" \
+            'no wheels: make setup GPU=cuda12x (or cuda13x) sets up a venv'
+    "$python" -m pip install -q --no-index --no-deps --target "$work/site" \
+        "${wheels[@]}" > "$out/install.log" 2>&1 ||
+        fail "installing .device/whl failed: see $out/install.log"
+    export PYTHONPATH=$work/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+why=$("$python" -c '
+import sys
+import cli
+try:
+    cli.get_device(0)
+except cli.UsageError as e:
+    sys.exit(str(e))' 2>&1) || fail "$(tail -n 1 <<< "$why")"
+
+nvidia-smi > "$out/nvidia-smi.txt"
+printf 'step\tstatus\tseconds\n' > "$out/summary.tsv"
+failed=0
+
+# step NAME SECONDS COMMAND...: COMMAND for at most SECONDS, less where the
+# deadline is nearer by then; its output in OUT/NAME.log. SIGNAL (TERM by
+# default) ends it at its limit; a step ended by INT is meant to stop there,
+# and its status is 'stopped'.
+step() {
+    local name=$1 limit=$2 signal=${SIGNAL:-TERM} start=$SECONDS status
+    shift 2
+    ((limit < deadline - SECONDS)) || limit=$((deadline - SECONDS))
+    if ((limit <= 0)); then
+        status='no time left'
+    else
+        echo "== $name: $* (at most ${limit}s)"
+        timeout -s "$signal" -k 15 "$limit" "$@" 2>&1 | tee "$out/$name.log"
+        status=${PIPESTATUS[0]}
+        [ "$signal" = INT ] && [ "$status" = 124 ] && status=stopped
+        [ -f "$work/$name/log.json" ] &&
+            cp "$work/$name/log.json" "$out/$name.log.json"
+    fi
+    printf '%s\t%s\t%s\n' "$name" "$status" $((SECONDS - start)) \
+        >> "$out/summary.tsv"
+    [ "$status" = 0 ] || [ "$status" = stopped ] || failed=1
+}
+
+step tests 180 "$python" -m pytest -q -rs --require-gpu tests
+step port 150 "$python" train_mnist.py --gpu 0 --out "$work/port"
+step xnor-port 60 "$python" xnor_infer.py --gpu 0 \
+    --model "$work/port/mlp.model"
+step port-clip-binary 150 "$python" train_mnist.py --gpu 0 --clip binary \
+    --out "$work/port-clip-binary"
+step benchmark 150 "$python" benchmark.py --gpu 0
+# Its 1000 epochs would take hours: Ctrl-C's path stops it, leaving a
+# minute for the packed inference of its best model.
+SIGNAL=INT step paper $((deadline - SECONDS - 60)) "$python" train_mnist.py \
+    --preset paper --gpu 0 --out "$work/paper"
+step xnor-paper 60 "$python" xnor_infer.py --gpu 0 \
+    --model "$work/paper/mlp_best.model"
+
+printf 'total\t%s\t%s\n' "$failed" "$SECONDS" >> "$out/summary.tsv"
+cat "$out/summary.tsv"
+exit "$failed"
