@@ -1,6 +1,8 @@
 """xnor_mma's kernels: compiled by NVRTC where CuPy is, run on a GPU where
 one is, and everywhere emulated in NumPy from the same formulas."""
 import re
+import sys
+import types
 
 import numpy
 import pytest
@@ -321,6 +323,21 @@ def test_emulated_layers_are_packed_mlp_forward(emulated, n_units, n_hidden,
         numpy.testing.assert_array_equal(words, expected_words)
 
 
+@pytest.mark.parametrize('capability,tensor_cores', [
+    ('75', False), ('80', True), ('90', True)])
+def test_the_kernel_is_chosen_by_compute_capability(monkeypatch, capability,
+                                                    tensor_cores):
+    device = types.SimpleNamespace(compute_capability=capability)
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        Device=lambda: device))
+    monkeypatch.setitem(sys.modules, 'cupy', cupy)
+    assert xnor_mma.supported() is tensor_cores
+    monkeypatch.setattr(xnor_mma, 'xnor_popcount', lambda a, w: 'mma')
+    monkeypatch.setattr(xnor, 'xnor_popcount_popcll', lambda a, w: 'popcll')
+    assert xnor._xnor_popcount_gpu(None, None) == (
+        'mma' if tensor_cores else 'popcll')
+
+
 def nvrtc():
     module = pytest.importorskip('cupy_backends.cuda.libs.nvrtc')
     try:
@@ -358,8 +375,8 @@ def require_tensor_cores():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize('m,n,k', [(1, 1, 1), (130, 70, 65), (129, 260, 784),
-                                   (63, 65, 4096), (1000, 4096, 4096)])
-def test_gpu_mma_product_is_numpys(m, n, k):
+                                   (63, 65, 4096), (300, 4096, 4096)])
+def test_gpu_mma_product_is_numpys_and_popclls(m, n, k):
     import cupy
     require_tensor_cores()
     a = xnor.pack_signs(random_bits(m, k, 1))
@@ -368,3 +385,25 @@ def test_gpu_mma_product_is_numpys(m, n, k):
     a, w = cupy.asarray(a), cupy.asarray(w)
     numpy.testing.assert_array_equal(xnor_mma.xnor_popcount(a, w).get(),
                                      expected)
+    numpy.testing.assert_array_equal(xnor.xnor_popcount_popcll(a, w).get(),
+                                     expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('n_units,n_hidden,m', [
+    (63, 2, 40), (1001, 3, 300), (4096, 3, 200)])
+def test_gpu_layers_are_the_cpus(n_units, n_hidden, m):
+    import cupy
+    require_tensor_cores()
+    mlp = random_net(n_units, n_hidden, seed=n_units)
+    pixels = numpy.random.RandomState(1).randint(0, 256, (m, 784)).astype(
+        numpy.uint8)
+    expected_hidden, hidden = [], []
+    expected = xnor.PackedMLP.from_chain(mlp).forward(pixels,
+                                                      expected_hidden)
+    gpu = xnor.PackedMLP.from_chain(mlp).to_device(cupy)
+    assert gpu._mma is not None
+    numpy.testing.assert_array_equal(
+        gpu.forward(cupy.asarray(pixels), hidden).get(), expected)
+    for words, expected_words in zip(hidden, expected_hidden):
+        numpy.testing.assert_array_equal(words.get(), expected_words)
