@@ -413,16 +413,16 @@ def xnor_popcount(a, w):
 
 class TensorCoreMLP(object):
 
-    """A PackedMLP's binary layers as the kernels take them.
+    """x_1 = (s >= t_1) XOR f_1 and x_k = (popcount(x_k-1 XOR w) >= t_k)
+    XOR f_k, a kernel each, then the output layer's popcounts.
 
-    Folded once from PackedMLP.arrays (NumPy or CuPy, with ``n_layers`` of
-    at least 2): W of each layer after the first padded to 256-bit rows and
-    its row counts; for the hidden layers after the first, bound = threshold
-    - popcount(w) per unit and the flips packed as the output bits are.
+    Folded once from PackedMLP.arrays (NumPy or CuPy; ``n_layers`` >= 2):
+    each W after the first padded to 256-bit rows, with its row counts, and
+    per unit of the later hidden layers bound = t - popcount(w) and the
+    flips packed as the layer's bits are.
     """
 
     def __init__(self, arrays, n_layers):
-        self.n_layers = n_layers
         self.first = (arrays['l1/threshold'], arrays['l1/flip'])
         self.layers = []
         for k in range(2, n_layers + 1):
