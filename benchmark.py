@@ -2,7 +2,8 @@
 """Measures the packed XNOR engine against float, side by side in one process.
 
 1. product: d = popcount(a XOR w) on packed rows against a float32 matmul of
-   the same +-1 matrices (and float16 on a GPU), M x K x N;
+   the same +-1 matrices (and float16 on a GPU), M x K x N; on a GPU also
+   the __popcll kernel, which the 1-bit tensor cores replace from sm_80 on;
 2. inference: the 10,000 MNIST test images through Chainer's float path and
    through xnor.PackedMLP, for the port's net and the paper's width;
 3. training: seconds per epoch of the BinaryNet MLP (port recipe) and of a
@@ -29,6 +30,7 @@ import cli
 import mnist
 import recipes
 import xnor
+import xnor_mma
 
 PROG = os.path.basename(sys.argv[0]) or 'benchmark.py'
 
@@ -105,11 +107,16 @@ def bench_product(xp, shapes):
                'float32_s': best_time(lambda: a.dot(w_t), xp),
                'xnor_s': best_time(lambda: xnor.xnor_popcount(a_bits, w_bits),
                                    xp)}
+        products = [xnor.xnor_popcount]
         if xp is not numpy:
             a16, w16 = a.astype(numpy.float16), w_t.astype(numpy.float16)
             row['float16_s'] = best_time(lambda: a16.dot(w16), xp)
-        row['equal'] = bool(
-            (k - 2 * xnor.xnor_popcount(a_bits, w_bits) == a.dot(w_t)).all())
+            row['popcll_s'] = best_time(
+                lambda: xnor.xnor_popcount_popcll(a_bits, w_bits), xp)
+            products.append(xnor.xnor_popcount_popcll)
+        row['equal'] = all(
+            bool((k - 2 * product(a_bits, w_bits) == a.dot(w_t)).all())
+            for product in products)
         rows.append(row)
     return rows
 
@@ -194,6 +201,8 @@ def machine(device):
         info['cupy'] = cupy.__version__
         info['gpu'] = cupy.cuda.runtime.getDeviceProperties(
             device.device.id)['name'].decode()
+        info['xnor_kernel'] = ('tensor cores (mma b1)' if xnor_mma.supported()
+                               else '__popcll')
     return info
 
 
@@ -220,6 +229,15 @@ def print_tables(result):
             '{:.2f}'.format(r['float16_s'] * 1e3) if gpu else '',
             r['xnor_s'] * 1e3, r['float32_s'] / r['xnor_s'],
             str(r['equal'])))
+    if gpu:
+        print('xnor by {}, against float16 and the __popcll kernel'.format(
+            result['machine']['xnor_kernel']))
+        print('{:>17s} {:>10s} {:>9s} {:>10s}'.format(
+            'M x K x N', 'popcll', 'vs f16', 'vs popcll'))
+        for r in result['product']:
+            print('{:>17s} {:10.2f} {:8.2f}x {:9.2f}x'.format(
+                '{m}x{k}x{n}'.format(**r), r['popcll_s'] * 1e3,
+                r['float16_s'] / r['xnor_s'], r['popcll_s'] / r['xnor_s']))
     print()
     print('inference, whole test set (ms)')
     print('{:>10s} {:>6s} {:>10s} {:>10s} {:>9s} {:>6s}'.format(

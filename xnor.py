@@ -14,6 +14,8 @@ import zipfile
 
 import numpy
 
+import xnor_mma
+
 WORD_BITS = 64
 # Beyond any popcount or pixel sum of this package's nets: "always" or
 # "never" for units whose threshold is out of reach.
@@ -138,6 +140,15 @@ _kernel = None
 
 
 def _xnor_popcount_gpu(a, w):
+    # The 1-bit tensor cores where the device has them (sm_80 on).
+    if xnor_mma.supported():
+        return xnor_mma.xnor_popcount(a, w)
+    return xnor_popcount_popcll(a, w)
+
+
+def xnor_popcount_popcll(a, w):
+    """xnor_popcount on a GPU by __popcll: before sm_80, and the reference
+    for the tensor-core kernel."""
     import cupy
     global _kernel
     if _kernel is None:
@@ -206,6 +217,7 @@ class PackedMLP(object):
         self.n_layers = sum(1 for name in self.arrays
                             if name.endswith('/W'))
         self.xp = numpy
+        self._mma = None
         self._unpack_first_layer()
 
     @classmethod
@@ -249,6 +261,9 @@ class PackedMLP(object):
         self.arrays = {k: xp.asarray(v) for k, v in self.arrays.items()}
         self.xp = xp
         self._first = xp.asarray(self._first)
+        self._mma = (xnor_mma.TensorCoreMLP(self.arrays, self.n_layers)
+                     if xp is not numpy and self.n_layers > 1 and
+                     xnor_mma.supported() else None)
         return self
 
     def save(self, path):
@@ -275,6 +290,8 @@ class PackedMLP(object):
         """
         # The first layer's sums of +-pixels, exact in float32.
         s = self.xp.asarray(pixels, numpy.float32).dot(self._first)
+        if self._mma is not None:
+            return self._mma.logits(s, hidden)
         s = s.astype(numpy.int32)
         for k in range(1, self.n_layers):
             name = 'l{}/'.format(k)

@@ -56,3 +56,23 @@ def test_clocks_start_after_the_warm_up_has_finished(monkeypatch):
     benchmark.best_time(lambda: events.append('run'), gpu, min_total=1e9,
                         max_repeat=2)
     assert events == ['run', 'sync'] + ['clock', 'run', 'sync', 'clock'] * 2
+
+
+def test_gpu_tables_set_the_kernels_side_by_side(capsys):
+    product = {'m': 100, 'k': 4096, 'n': 4096, 'float32_s': 8e-3,
+               'float16_s': 2e-3, 'popcll_s': 3e-3, 'xnor_s': 1e-3,
+               'equal': True}
+    benchmark.print_tables({
+        'machine': {'gpu': 'a GPU', 'xnor_kernel': 'tensor cores (mma b1)'},
+        'product': [product],
+        'inference': [{'hidden': 3, 'units': 4096, 'batch': 100,
+                       'chainer_s': 0.7, 'packed_s': 0.1, 'agree': 10000}],
+        'training': {'units': 1000, 'iterations': 600,
+                     'binary_s_per_epoch': 2., 'float_s_per_epoch': 1.,
+                     'ratio': 2.}})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split() == ['100x4096x4096', '8.00', '2.00', '1.00',
+                                '8.00x', 'True']
+    assert lines[3] == ('xnor by tensor cores (mma b1), against float16 and '
+                        'the __popcll kernel')
+    assert lines[5].split() == ['100x4096x4096', '3.00', '2.00x', '3.00x']
