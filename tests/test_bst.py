@@ -35,6 +35,20 @@ def test_backward_passes_gradient_where_abs_x_at_most_one():
     numpy.testing.assert_array_equal(x.grad, gy * PASS)
 
 
+def test_first_order_gradient_is_the_same_without_a_graph():
+    gy = numpy.arange(1, len(X) + 1, dtype=numpy.float32)
+    grads = []
+    for double in (False, True):
+        x = chainer.Variable(X.copy())
+        y = bst(x)
+        y.grad = gy
+        y.backward(enable_double_backprop=double)
+        # Only double backprop needs the gradient's own graph.
+        assert (x.grad_var.creator is None) is not double
+        grads.append(x.grad)
+    numpy.testing.assert_array_equal(*grads)
+
+
 def test_rejects_integer_input():
     with pytest.raises(chainer.utils.type_check.InvalidType):
         bst(numpy.arange(3, dtype=numpy.int32))
