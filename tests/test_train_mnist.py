@@ -109,17 +109,17 @@ def test_initmodel_starts_from_the_saved_weights(data_slice, two_epochs,
 
 def test_ctrl_c_leaves_a_resumable_snapshot(data_slice, tmp_path,
                                             monkeypatch, capsys):
-    concat_examples = train_mnist.convert.concat_examples
-    batches = []
+    training_batches = train_mnist.training_batches
 
-    def interrupted_in_epoch_2(*args):
-        batches.append(1)
-        # Epoch 1 is 100 training and 10 test batches: stop 5 into epoch 2.
-        if len(batches) == 115:
-            raise KeyboardInterrupt
-        return concat_examples(*args)
+    def interrupted_in_epoch_2(dataset, args, epoch, device):
+        batches = training_batches(dataset, args, epoch, device)
+        for i, batch in enumerate(batches):
+            # Epoch 1 is 100 batches: stop at the 5th of epoch 2.
+            if (epoch, i) == (2, 4):
+                raise KeyboardInterrupt
+            yield batch
 
-    monkeypatch.setattr(train_mnist.convert, 'concat_examples',
+    monkeypatch.setattr(train_mnist, 'training_batches',
                         interrupted_in_epoch_2)
     assert run(data_slice, tmp_path, '--epoch', '3') == 130
     assert 'interrupted after 1 complete epoch(s)' in capsys.readouterr().err
@@ -178,11 +178,9 @@ class ScriptedSteps(object):
 def test_epoch_means_are_summed_in_float64_as_the_port_did():
     values = numpy.random.RandomState(0).rand(3000).astype(numpy.float32)
     steps = ScriptedSteps(values)
-    dataset = [(numpy.zeros(1, numpy.float32), numpy.int32(0))] * 300000
-    iterator = chainer.iterators.SerialIterator(dataset, 100, repeat=False,
-                                                shuffle=False)
-    loss, accuracy = train_mnist.run_epoch(steps, steps, iterator,
-                                           chainer.get_device('@numpy'))
+    batch = numpy.zeros((100, 1), numpy.float32), numpy.zeros(100, 'i')
+    loss, accuracy = train_mnist.run_epoch(steps, steps, [batch] * 3000,
+                                           300000)
     # The port: sum_loss += float(loss.data) * len(t), in Python floats.
     expected = 0.
     for value in values:
@@ -237,9 +235,11 @@ def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path,
     straight, broken = tmp_path / 'straight', tmp_path / 'broken'
     assert run(data_slice, straight, '--preset', 'paper', '-e', '2') == 0
     run_epoch = train_mnist.run_epoch
+    epochs = []
 
     def stopped_before_epoch_2(*args):
-        if args[1].epoch == 1:
+        epochs.append(1)
+        if len(epochs) == 2:
             raise KeyboardInterrupt
         return run_epoch(*args)
 
