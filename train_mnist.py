@@ -5,7 +5,10 @@ BinaryNet: Courbariaux et al., "Binarized Neural Networks", arXiv:1602.02830.
 ``--preset port`` (the default) reproduces the 2016 Chainer port and its
 printed log; ``--preset paper`` runs the paper's MNIST recipe. recipes.py
 holds the two side by side; this script is the loop they share, in the shape
-of Chainer's examples/mnist/train_mnist_custom_loop.py.
+of Chainer's examples/mnist/train_mnist_custom_loop.py. By default the data
+is held on the device (device_data.py) and Adam updates all parameters at
+once (flat_adam.py); ``--plain`` runs Chainer's iterator, optimizer and type
+checks as they come, and trains the same model more slowly.
 """
 import json
 import os
@@ -25,6 +28,8 @@ from chainer.dataset import convert
 import atomic_file
 import cli
 from cli import UsageError
+import device_data
+import flat_adam
 import mnist
 import recipes
 import safe_npz
@@ -81,6 +86,12 @@ def parse_args(argv=None):
                         "evaluated (port preset only)")
     parser.add_argument('--noplot', dest='plot', action='store_false',
                         help='Disable PlotReport extension')
+    parser.add_argument('--plain', action='store_true',
+                        help="Train with Chainer's SerialIterator, its "
+                        "optimizer's update rules and hooks and its type "
+                        "checks, and evaluate batch by batch: the same model, "
+                        "slower (evaluated in chunks, a test figure may round "
+                        "otherwise)")
     args = parser.parse_args(argv)
     recipe = recipes.PRESETS[args.preset]
     for name in ('epoch', 'unit', 'clip'):
@@ -178,16 +189,31 @@ def evaluate(model, batches, batch_statistics=False):
 
 
 def training_batches(dataset, args, epoch, device):
-    """The (x, t) batches of ``epoch``, in its order."""
-    return iterator_batches(epoch_iterator(
-        dataset, args.batchsize, args.seed, epoch), device)
+    """The (x, t) batches of ``epoch``: slices of a DeviceDataset or, with
+    --plain, Chainer's iterator over the examples; the same either way."""
+    if args.plain:
+        return iterator_batches(epoch_iterator(
+            dataset, args.batchsize, args.seed, epoch), device)
+    return dataset.batches(args.batchsize, device_data.epoch_order(
+        len(dataset), args.seed, epoch))
 
 
 def evaluation(model, dataset, args, device):
-    """evaluate() on ``dataset`` in batches of --batchsize."""
-    batches = iterator_batches(chainer.iterators.SerialIterator(
-        dataset, args.batchsize, repeat=False, shuffle=False), device)
-    return evaluate(model, batches, args.eval_bn == 'batch')
+    """Mean loss and accuracy on ``dataset`` in batches of --batchsize: the
+    net run on device_data's wide chunks where BatchNormalization uses its
+    population statistics, batch by batch with --plain or batch statistics.
+    """
+    batch_statistics = args.eval_bn == 'batch'
+    if args.plain:
+        batches = iterator_batches(chainer.iterators.SerialIterator(
+            dataset, args.batchsize, repeat=False, shuffle=False), device)
+    elif batch_statistics:
+        batches = dataset.batches(args.batchsize)
+    else:
+        means = Means()
+        device_data.evaluate(model, dataset, args.batchsize, means)
+        return means.result()
+    return evaluate(model, batches, batch_statistics)
 
 
 def write_graph(loss, path):
@@ -321,6 +347,15 @@ def train(args):
     if optimizer.epoch >= args.epoch:
         raise UsageError('{} has trained {} epochs already: ask for more '
                          'with --epoch'.format(args.resume, optimizer.epoch))
+    step = optimizer
+    if not args.plain:
+        # One update for all parameters; the data on the device, in slices.
+        step = flat_adam.FlatAdam(
+            optimizer, recipes.clipped_params(model, args.clip),
+            recipe.clip_timing)
+        train_data, validation_data, test_data = (
+            None if data is None else device_data.DeviceDataset(data, device)
+            for data in (train_data, validation_data, test_data))
 
     os.makedirs(args.out, exist_ok=True)
     log = []
@@ -340,8 +375,7 @@ def train(args):
                     epoch, args.epoch)
             seed_epoch(device, args.seed, epoch)
             batches = training_batches(train_data, args, epoch, device)
-            loss, accuracy = run_epoch(model, optimizer, batches,
-                                       len(train_data),
+            loss, accuracy = run_epoch(model, step, batches, len(train_data),
                                        graph_path if epoch == 1 else None)
             optimizer.new_epoch()
             print('train mean loss={}, accuracy={}'.format(
