@@ -115,8 +115,15 @@ def add_clipping(optimizer, model, which, timing):
     if which == 'all':
         optimizer.add_hook(WeightClip(), timing=timing)
     else:
-        for link in model.predictor.binary_links():
-            link.W.update_rule.add_hook(WeightClip(), timing=timing)
+        for param in clipped_params(model, which):
+            param.update_rule.add_hook(WeightClip(), timing=timing)
+
+
+def clipped_params(model, which):
+    """The parameters that ``add_clipping(..., which, ...)`` clips."""
+    if which == 'all':
+        return list(model.params())
+    return [link.W for link in model.predictor.binary_links()]
 
 
 def glorot_factor(link):

@@ -5,7 +5,10 @@ BinaryNet: Courbariaux et al., "Binarized Neural Networks", arXiv:1602.02830.
 ``--preset port`` (the default) reproduces the 2016 Chainer port and its
 printed log; ``--preset paper`` runs the paper's MNIST recipe. recipes.py
 holds the two side by side; this script is the loop they share, in the shape
-of Chainer's examples/mnist/train_mnist_custom_loop.py.
+of Chainer's examples/mnist/train_mnist_custom_loop.py. By default the data
+is held on the device (device_data.py) and Adam updates all parameters at
+once (flat_adam.py); ``--plain`` runs Chainer's iterator, optimizer and type
+checks as they come, and trains the same model more slowly.
 """
 import json
 import os
@@ -25,6 +28,8 @@ from chainer.dataset import convert
 import atomic_file
 import cli
 from cli import UsageError
+import device_data
+import flat_adam
 import mnist
 import recipes
 import safe_npz
@@ -81,6 +86,12 @@ def parse_args(argv=None):
                         "evaluated (port preset only)")
     parser.add_argument('--noplot', dest='plot', action='store_false',
                         help='Disable PlotReport extension')
+    parser.add_argument('--plain', action='store_true',
+                        help="Train with Chainer's SerialIterator, its "
+                        "optimizer's update rules and hooks and its type "
+                        "checks, and evaluate batch by batch: the same model, "
+                        "slower (evaluated in chunks, a test figure may round "
+                        "otherwise)")
     args = parser.parse_args(argv)
     recipe = recipes.PRESETS[args.preset]
     for name in ('epoch', 'unit', 'clip'):
@@ -120,46 +131,89 @@ def seed_epoch(device, seed, epoch):
         device.xp.random.seed(derived)
 
 
-def run_epoch(model, optimizer, iterator, device, write_graph_to=None):
-    """Trains on one pass of ``iterator``; returns mean loss and accuracy."""
-    sum_loss = sum_accuracy = 0
-    count = 0
+def iterator_batches(iterator, device):
+    """The (x, t) arrays of each batch of ``iterator``, on ``device``."""
+    for batch in iterator:
+        yield convert.concat_examples(batch, device)
+
+
+class Means(object):
+
+    """Mean loss and accuracy over batches, each weighted by its size.
+
+    Summed on the device, in float64 as the port's Python floats: a float()
+    at each batch would wait for the GPU.
+    """
+
+    def __init__(self):
+        self.loss = self.accuracy = 0
+        self.count = 0
+
+    def add(self, loss, accuracy, n):
+        self.loss += loss.array.astype(numpy.float64) * n
+        self.accuracy += accuracy.array.astype(numpy.float64) * n
+        self.count += n
+
+    def result(self):
+        return float(self.loss) / self.count, float(self.accuracy) / self.count
+
+
+def run_epoch(model, optimizer, batches, n_examples, write_graph_to=None):
+    """Trains on (x, t) ``batches``, ``n_examples`` images in all; returns
+    mean loss and accuracy. ``optimizer.update`` takes each step."""
+    means = Means()
     # A progress line on a terminal only (disable=None): nothing in logs.
-    with tqdm.tqdm(total=len(iterator.dataset), unit='img', leave=False,
+    with tqdm.tqdm(total=n_examples, unit='img', leave=False,
                    disable=None) as progress:
-        for batch in iterator:
-            x, t = convert.concat_examples(batch, device)
+        for x, t in batches:
             optimizer.update(model, x, t)
             if write_graph_to:
                 write_graph(model.loss, write_graph_to)
                 write_graph_to = None
-            # Summed on the device, in float64 as the port's Python floats:
-            # a float() here would wait for the GPU at every step.
-            sum_loss += model.loss.array.astype(numpy.float64) * len(t)
-            sum_accuracy += (model.accuracy.array.astype(numpy.float64) *
-                             len(t))
-            count += len(t)
+            means.add(model.loss, model.accuracy, len(t))
             progress.update(len(t))
-    return float(sum_loss) / count, float(sum_accuracy) / count
+    return means.result()
 
 
-def evaluate(model, iterator, device, batch_statistics=False):
+def evaluate(model, batches, batch_statistics=False):
     """Mean loss and accuracy, BatchNormalization using its population
     statistics, or each batch's own (``batch_statistics``), as the port did,
     which also moves the running averages as training does."""
-    sum_loss = sum_accuracy = 0
-    count = 0
+    means = Means()
     with chainer.using_config('train', batch_statistics), \
             chainer.no_backprop_mode():
-        for batch in iterator:
-            x, t = convert.concat_examples(batch, device)
-            loss = model(x, t)
-            sum_loss += loss.array.astype(numpy.float64) * len(t)
-            sum_accuracy += (model.accuracy.array.astype(numpy.float64) *
-                             len(t))
-            count += len(t)
-    iterator.reset()
-    return float(sum_loss) / count, float(sum_accuracy) / count
+        for x, t in batches:
+            model(x, t)
+            means.add(model.loss, model.accuracy, len(t))
+    return means.result()
+
+
+def training_batches(dataset, args, epoch, device):
+    """The (x, t) batches of ``epoch``: slices of a DeviceDataset or, with
+    --plain, Chainer's iterator over the examples; the same either way."""
+    if args.plain:
+        return iterator_batches(epoch_iterator(
+            dataset, args.batchsize, args.seed, epoch), device)
+    return dataset.batches(args.batchsize, device_data.epoch_order(
+        len(dataset), args.seed, epoch))
+
+
+def evaluation(model, dataset, args, device):
+    """Mean loss and accuracy on ``dataset`` in batches of --batchsize: the
+    net run on device_data's wide chunks where BatchNormalization uses its
+    population statistics, batch by batch with --plain or batch statistics.
+    """
+    batch_statistics = args.eval_bn == 'batch'
+    if args.plain:
+        batches = iterator_batches(chainer.iterators.SerialIterator(
+            dataset, args.batchsize, repeat=False, shuffle=False), device)
+    elif batch_statistics:
+        batches = dataset.batches(args.batchsize)
+    else:
+        means = Means()
+        device_data.evaluate(model, dataset, args.batchsize, means)
+        return means.result()
+    return evaluate(model, batches, batch_statistics)
 
 
 def write_graph(loss, path):
@@ -293,20 +347,21 @@ def train(args):
     if optimizer.epoch >= args.epoch:
         raise UsageError('{} has trained {} epochs already: ask for more '
                          'with --epoch'.format(args.resume, optimizer.epoch))
+    step = optimizer
+    if not args.plain:
+        # One update for all parameters; the data on the device, in slices.
+        step = flat_adam.FlatAdam(
+            optimizer, recipes.clipped_params(model, args.clip),
+            recipe.clip_timing)
+        train_data, validation_data, test_data = (
+            None if data is None else device_data.DeviceDataset(data, device)
+            for data in (train_data, validation_data, test_data))
 
     os.makedirs(args.out, exist_ok=True)
     log = []
     if args.resume:
         log = read_log(os.path.join(args.out, LOG_FILE), optimizer.epoch)
 
-    def iterator(dataset):
-        return chainer.iterators.SerialIterator(
-            dataset, args.batchsize, repeat=False, shuffle=False)
-
-    test_iter = iterator(test_data)
-    validation_iter = (None if validation_data is None
-                       else iterator(validation_data))
-    batch_statistics = args.eval_bn == 'batch'
     graph_path = os.path.join(args.out, 'graph.dot')
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
 
@@ -319,9 +374,8 @@ def train(args):
                 rate = optimizer.alpha = recipe.learning_rate(
                     epoch, args.epoch)
             seed_epoch(device, args.seed, epoch)
-            train_iter = epoch_iterator(train_data, args.batchsize,
-                                        args.seed, epoch)
-            loss, accuracy = run_epoch(model, optimizer, train_iter, device,
+            batches = training_batches(train_data, args, epoch, device)
+            loss, accuracy = run_epoch(model, step, batches, len(train_data),
                                        graph_path if epoch == 1 else None)
             optimizer.new_epoch()
             print('train mean loss={}, accuracy={}'.format(
@@ -330,19 +384,19 @@ def train(args):
                      'main/loss': loss, 'main/accuracy': accuracy}
             if rate is not None:
                 entry['lr'] = rate
-            if validation_iter is not None:
+            if validation_data is not None:
                 report(entry, 'valid', 'validation',
-                       evaluate(model, validation_iter, device))
+                       evaluation(model, validation_data, args, device))
                 report(entry, 'test ', 'test',
-                       evaluate(model, test_iter, device))
+                       evaluation(model, test_data, args, device))
             else:
                 # The port evaluates on the test set and calls it validation.
                 report(entry, 'test ', 'validation',
-                       evaluate(model, test_iter, device, batch_statistics))
+                       evaluation(model, test_data, args, device))
             elapsed += time.perf_counter() - start
             entry['elapsed_time'] = elapsed
             log.append(entry)
-            if validation_iter is not None and best_entry(log) is entry:
+            if validation_data is not None and best_entry(log) is entry:
                 path = os.path.join(args.out, BEST_MODEL_FILE)
                 safe_npz.save(path, model, saved_recipe)
                 print('lowest validation error so far: saved', path)

@@ -57,6 +57,22 @@ def test_second_order_gradient_check_in_x():
         eps=1e-3, atol=1e-7, rtol=1e-7)
 
 
+def test_first_order_gradients_are_the_same_without_a_graph():
+    x, W, b, gy = make()
+    grads = []
+    for double in (False, True):
+        xv, Wv, bv = (chainer.Variable(a) for a in (x, W, b))
+        y = binary_linear(xv, Wv, bv)
+        y.grad = gy
+        y.backward(enable_double_backprop=double)
+        # Only double backprop needs the gradients' own graph.
+        assert all((v.grad_var.creator is None) is not double
+                   for v in (xv, Wv, bv))
+        grads.append((xv.grad, Wv.grad, bv.grad))
+    for first_order, double in zip(*grads):
+        numpy.testing.assert_array_equal(first_order, double)
+
+
 @pytest.mark.parametrize('x_shape,W_shape', [
     ((5, 6), (4, 7)),     # in_size differs
     ((5, 7, 1), (4, 7)),  # x not a matrix

@@ -35,6 +35,20 @@ def test_backward_passes_gradient_where_abs_x_at_most_one():
     numpy.testing.assert_array_equal(x.grad, gy * PASS)
 
 
+def test_first_order_gradient_is_the_same_without_a_graph():
+    gy = numpy.arange(1, len(X) + 1, dtype=numpy.float32)
+    grads = []
+    for double in (False, True):
+        x = chainer.Variable(X.copy())
+        y = bst(x)
+        y.grad = gy
+        y.backward(enable_double_backprop=double)
+        # Only double backprop needs the gradient's own graph.
+        assert (x.grad_var.creator is None) is not double
+        grads.append(x.grad)
+    numpy.testing.assert_array_equal(*grads)
+
+
 def test_rejects_integer_input():
     with pytest.raises(chainer.utils.type_check.InvalidType):
         bst(numpy.arange(3, dtype=numpy.int32))
@@ -63,3 +77,23 @@ def test_binarize_matches_where_on_signed_zeros_and_nan():
     numpy.testing.assert_array_equal(binarize(x),
                                      numpy.where(x >= 0, 1., -1.))
     assert binarize(x).dtype == numpy.float32
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [numpy.float16, numpy.float32,
+                                   numpy.float64])
+def test_gpu_kernels_agree_with_numpy(dtype):
+    x = numpy.array([-2., -1., -0.5, -0., 0., 0.5, 1., 1.5, numpy.nan,
+                     -numpy.inf, 1e-300, -1e-300], numpy.float64).astype(dtype)
+    b = binarize(cuda.cupy.asarray(x))
+    assert b.dtype == dtype
+    numpy.testing.assert_array_equal(b.get(), binarize(x))
+    results = []
+    for xp in (numpy, cuda.cupy):
+        v = chainer.Variable(xp.asarray(x))
+        y = bst(v)
+        y.grad = xp.ones_like(y.array)
+        y.backward()
+        results.append((cuda.to_cpu(y.array), cuda.to_cpu(v.grad)))
+    numpy.testing.assert_array_equal(results[0][0], results[1][0])
+    numpy.testing.assert_array_equal(results[0][1], results[1][1])

@@ -1,0 +1,109 @@
+import numpy
+import pytest
+
+import chainer
+from chainer.backends import cuda
+from chainer.dataset import convert
+
+import device_data
+import recipes
+import train_mnist
+
+
+def datasets(data_slice):
+    """The port's training set and the paper's, a SubDataset of 8,333."""
+    return recipes.Port.data(data_slice)[0], recipes.Paper.data(data_slice)[0]
+
+
+@pytest.mark.parametrize('which', [0, 1])
+def test_batches_are_the_iterators_to_the_last_short_one(data_slice, which):
+    dataset = datasets(data_slice)[which]
+    held = device_data.DeviceDataset(dataset, chainer.get_device('@numpy'))
+    assert len(held) == len(dataset)
+    order = device_data.epoch_order(len(held), 3, 7)
+    sliced = list(held.batches(300, order))
+    iterated = list(train_mnist.epoch_iterator(dataset, 300, 3, 7))
+    assert len(sliced) == len(iterated) == -(-len(dataset) // 300)
+    assert len(sliced[-1][1]) == len(dataset) % 300
+    for (x, t), batch in zip(sliced, iterated):
+        x_expected, t_expected = convert.concat_examples(batch)
+        numpy.testing.assert_array_equal(x, x_expected)
+        numpy.testing.assert_array_equal(t, t_expected)
+        assert (x.dtype, t.dtype) == (numpy.float32, numpy.int32)
+
+
+def test_orders_differ_between_epochs_and_seeds():
+    orders = [device_data.epoch_order(1000, seed, epoch)
+              for seed, epoch in ((0, 1), (0, 2), (1, 1))]
+    assert all(sorted(order) == list(range(1000)) for order in orders)
+    assert len({tuple(order) for order in orders}) == 3
+
+
+def test_no_order_reads_the_dataset_as_it_is(data_slice):
+    dataset = datasets(data_slice)[0]
+    held = device_data.DeviceDataset(dataset, chainer.get_device('@numpy'))
+    x, t = next(held.batches(70))
+    x_expected, t_expected = convert.concat_examples(dataset[:70])
+    numpy.testing.assert_array_equal(x, x_expected)
+    numpy.testing.assert_array_equal(t, t_expected)
+
+
+def batch_by_batch(model, dataset, batchsize):
+    iterator = chainer.iterators.SerialIterator(dataset, batchsize,
+                                                repeat=False, shuffle=False)
+    return train_mnist.evaluate(
+        model, train_mnist.iterator_batches(iterator, None))
+
+
+@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])
+@pytest.mark.parametrize('signs', [True, False])
+def test_chunks_give_the_batch_by_batch_means(data_slice, recipe, signs,
+                                              monkeypatch):
+    numpy.random.seed(0)
+    model = recipe.model(32)
+    _, _, test = recipe.data(data_slice)
+    if signs:
+        x, t = convert.concat_examples(test[:])
+        test = chainer.datasets.TupleDataset(numpy.sign(x - 0.5), t)
+    held = device_data.DeviceDataset(test, chainer.get_device('@numpy'))
+    # Chunks of 2 x 70 images: 7 of them, then 20 images in 1 batch.
+    monkeypatch.setattr(device_data, 'CHUNK', 150)
+    means = train_mnist.Means()
+    device_data.evaluate(model, held, 70, means)
+    assert means.count == 1000
+    expected = batch_by_batch(model, test, 70)
+    if signs:
+        # Products of +-1 are exact in any order: the same batches' means,
+        # summed in the same order, equal to the last bit.
+        assert means.result() == expected
+    else:
+        # The BLAS sums the first layer's products in an order that depends
+        # on the number of rows: a pre-activation within rounding of its
+        # threshold can flip sign, and move a few images' results.
+        (loss, accuracy), (expected_loss, expected_accuracy) = (
+            means.result(), expected)
+        assert loss == pytest.approx(expected_loss, rel=1e-3)
+        assert abs(accuracy - expected_accuracy) <= 3 / 1000
+
+
+@pytest.mark.gpu
+def test_gpu_batches_and_means_agree_with_the_cpus(data_slice):
+    numpy.random.seed(0)
+    model = recipes.Port.model(32)
+    train, _, test = recipes.Port.data(data_slice)
+    results = []
+    for device in map(chainer.get_device, ('@numpy', '@cupy:0')):
+        model.to_device(device)
+        held = device_data.DeviceDataset(train, device)
+        x, t = list(held.batches(300, device_data.epoch_order(
+            len(held), 0, 1)))[-1]
+        assert isinstance(x, device.xp.ndarray)
+        means = train_mnist.Means()
+        device_data.evaluate(model, device_data.DeviceDataset(test, device),
+                             100, means)
+        results.append((cuda.to_cpu(x), cuda.to_cpu(t), means.result()))
+    (x_cpu, t_cpu, cpu), (x_gpu, t_gpu, gpu) = results
+    numpy.testing.assert_array_equal(x_gpu, x_cpu)
+    numpy.testing.assert_array_equal(t_gpu, t_cpu)
+    # cuBLAS may sum the first layer's products in another order.
+    numpy.testing.assert_allclose(gpu, cpu, rtol=1e-5)
