@@ -9,7 +9,12 @@ threshold per unit, so a hidden layer is popcount, compare, packed bits out.
 The first layer multiplies the 8-bit pixels by +-1 weights in float32, which
 is exact: every partial sum is an integer below 2^24. The output layer maps
 its integer scores through its BatchNormalization to logits.
+
+On the CPU the products run in xnor_cpu's compiled kernels where Numba
+imports, and in NumPy, the reference, where it does not.
 """
+import functools
+import sys
 import zipfile
 
 import numpy
@@ -114,6 +119,19 @@ def _popcount_swar(x):
 popcount = getattr(numpy, 'bitwise_count', _popcount_swar)
 
 
+@functools.lru_cache(maxsize=None)
+def compiled():
+    """The module xnor_cpu, or None where Numba does not import: then one
+    line says so and the packed engine runs on NumPy."""
+    try:
+        import xnor_cpu
+    except ImportError as e:
+        print('note: numba is not available ({}); the packed engine uses '
+              'NumPy'.format(e), file=sys.stderr)
+        return None
+    return xnor_cpu
+
+
 def xnor_popcount(a, w):
     """d[i, j] = popcount(a[i] XOR w[j]) for packed rows a (M, KW), w (N, KW).
 
@@ -121,6 +139,13 @@ def xnor_popcount(a, w):
     """
     if _xp(a) is not numpy:
         return _xnor_popcount_gpu(a, w)
+    if compiled() is not None:
+        return compiled().xnor_popcount(a, w)
+    return xnor_popcount_numpy(a, w)
+
+
+def xnor_popcount_numpy(a, w):
+    """xnor_popcount in NumPy: the reference for the compiled kernels."""
     m, n = len(a), len(w)
     d = numpy.zeros((m, n), numpy.int32)
     w_t = numpy.ascontiguousarray(w.T)

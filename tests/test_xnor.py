@@ -1,3 +1,5 @@
+import sys
+
 import numpy
 import pytest
 
@@ -35,11 +37,12 @@ def test_popcount_without_bitwise_count_is_right():
                                    (10, 4, 65), (33, 70, 1001)])
 def test_xnor_popcount_is_the_plus_minus_one_product(m, n, k):
     a, w = random_bits(m, k, 1), random_bits(n, k, 2)
-    d = xnor.xnor_popcount(xnor.pack_signs(a), xnor.pack_signs(w))
     plus_minus = [numpy.where(b, 1., -1.) for b in (a, w)]
-    assert d.dtype == numpy.int32
-    numpy.testing.assert_array_equal(k - 2 * d,
-                                     plus_minus[0].dot(plus_minus[1].T))
+    for product in (xnor.xnor_popcount, xnor.xnor_popcount_numpy):
+        d = product(xnor.pack_signs(a), xnor.pack_signs(w))
+        assert d.dtype == numpy.int32
+        numpy.testing.assert_array_equal(
+            k - 2 * d, plus_minus[0].dot(plus_minus[1].T))
 
 
 class FakeBN(object):
@@ -124,6 +127,29 @@ def test_packed_net_is_the_float_net(n_units, n_hidden, signed_input):
     assert logits.dtype == numpy.float32
     numpy.testing.assert_allclose(logits, expected_logits, rtol=1e-5,
                                   atol=1e-4)
+
+
+def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
+    mlp = random_net(65, 2, seed=4)
+    pixels = numpy.random.RandomState(3).randint(0, 256, (20, 784)).astype(
+        numpy.uint8)
+    expected = xnor.PackedMLP.from_chain(mlp).forward(pixels)
+    monkeypatch.setitem(sys.modules, 'numba', None)
+    monkeypatch.delitem(sys.modules, 'xnor_cpu')
+    xnor.compiled.cache_clear()
+    try:
+        packed = xnor.PackedMLP.from_chain(mlp)
+        logits = [packed.forward(pixels) for _ in range(2)]
+        assert xnor.compiled() is None
+    finally:
+        monkeypatch.undo()
+        xnor.compiled.cache_clear()
+    for result in logits:
+        numpy.testing.assert_array_equal(result, expected)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith('note: numba is not available (')
+    assert err[0].endswith('); the packed engine uses NumPy')
 
 
 def test_save_load_without_pickle_and_summary(tmp_path):
