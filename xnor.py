@@ -231,6 +231,7 @@ class PackedMLP(object):
         self.n_layers = sum(1 for name in self.arrays
                             if name.endswith('/W'))
         self.xp = numpy
+        self._compiled_layers = None
         self._unpack_first_layer()
 
     @classmethod
@@ -298,6 +299,17 @@ class PackedMLP(object):
 
         ``hidden``: a list to which each hidden layer's packed bits are added.
         """
+        kernels = compiled() if self.xp is numpy else None
+        if kernels is not None and self.n_layers > 1:
+            s = self._scores_compiled(kernels, pixels, hidden)
+        else:
+            s = self._scores(pixels, hidden)
+        name = 'l{}/'.format(self.n_layers)
+        # Exact: the scores are integers below 2^24.
+        return (s.astype(numpy.float32) * self.arrays[name + 'scale'] +
+                self.arrays[name + 'shift'])
+
+    def _scores(self, pixels, hidden):
         # The first layer's sums of +-pixels, exact in float32.
         s = self.xp.asarray(pixels, numpy.float32).dot(self._first)
         s = s.astype(numpy.int32)
@@ -309,10 +321,43 @@ class PackedMLP(object):
             if hidden is not None:
                 hidden.append(x)
             s = xnor_popcount(x, self.arrays['l{}/W'.format(k + 1)])
-        name = 'l{}/'.format(self.n_layers)
-        # Exact: the scores are integers below 2^24.
-        return (s.astype(numpy.float32) * self.arrays[name + 'scale'] +
-                self.arrays[name + 'shift'])
+        return s
+
+    def _scores_compiled(self, kernels, pixels, hidden):
+        if self._compiled_layers is None:
+            self._compiled_layers = self._fold_bit_planes()
+        planes = kernels.bit_planes(pixels,
+                                    self._compiled_layers[0][0].shape[1])
+        for w, threshold, flip in self._compiled_layers:
+            x = kernels.sign_bits(planes, w, threshold, flip)
+            if hidden is not None:
+                hidden.append(x)
+            planes = x[None]
+        return kernels.xnor_popcount(
+            x, self.arrays['l{}/W'.format(self.n_layers)])
+
+    def _fold_bit_planes(self):
+        """The hidden layers as xnor_cpu.sign_bits takes them, the first on
+        the pixels' bit planes p = sum_b 2^b plane_b.
+
+        For w in {-1, +1} (bits 1 for +1), p . w = 255 popcount(w) - D with
+        D = sum_b 2^b popcount(plane_b XOR w), so S >= t iff
+        not D >= 255 popcount(w) - t + 1.
+        """
+        w = self.arrays['l1/W']
+        # Rows of whole 16-word steps of the vectorised loop over words
+        # (with AVX-512): 784 bits in 13 words would take its scalar tail.
+        padded = numpy.zeros((len(w), -(-w.shape[1] // 16) * 16), w.dtype)
+        padded[:, :w.shape[1]] = w
+        t = (255 * popcount(w).sum(axis=1, dtype=numpy.int64) -
+             self.arrays['l1/threshold'] + 1)
+        layers = [(padded, t.astype(numpy.int32), ~self.arrays['l1/flip'])]
+        for k in range(2, self.n_layers):
+            name = 'l{}/'.format(k)
+            layers.append((self.arrays[name + 'W'],
+                           self.arrays[name + 'threshold'],
+                           self.arrays[name + 'flip']))
+        return layers
 
     def logits(self, pixels, batchsize=10000):
         """forward(), ``batchsize`` images at a time."""

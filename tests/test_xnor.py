@@ -129,6 +129,26 @@ def test_packed_net_is_the_float_net(n_units, n_hidden, signed_input):
                                   atol=1e-4)
 
 
+@pytest.mark.parametrize('n_units,n_hidden', [
+    (63, 2), (64, 2), (65, 1), (1000, 2), (1001, 3)])
+def test_compiled_path_is_the_numpy_path_bit_for_bit(n_units, n_hidden,
+                                                     monkeypatch):
+    mlp = random_net(n_units, n_hidden, seed=n_units + 1)
+    pixels = numpy.random.RandomState(2).randint(0, 256, (131, 784)).astype(
+        numpy.uint8)
+    packed = xnor.PackedMLP.from_chain(mlp)
+    assert xnor.compiled() is not None
+    compiled_hidden = []
+    logits = packed.forward(pixels, compiled_hidden)
+    monkeypatch.setattr(xnor, 'compiled', lambda: None)
+    numpy_hidden = []
+    expected = packed.forward(pixels, numpy_hidden)
+    assert len(compiled_hidden) == len(numpy_hidden) == n_hidden
+    for k, (c, e) in enumerate(zip(compiled_hidden, numpy_hidden), 1):
+        numpy.testing.assert_array_equal(c, e, err_msg='layer %d' % k)
+    numpy.testing.assert_array_equal(logits, expected)
+
+
 def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
     mlp = random_net(65, 2, seed=4)
     pixels = numpy.random.RandomState(3).randint(0, 256, (20, 784)).astype(
