@@ -10,8 +10,9 @@ The first layer multiplies the 8-bit pixels by +-1 weights in float32, which
 is exact: every partial sum is an integer below 2^24. The output layer maps
 its integer scores through its BatchNormalization to logits.
 
-On the CPU the products run in xnor_cpu's compiled kernels where Numba
-imports, and in NumPy, the reference, where it does not.
+On the CPU, where Numba imports, xnor_cpu's compiled kernels run the layers
+instead, the first on the pixels' bit planes; NumPy's path stays the
+reference, and runs where Numba does not import.
 """
 import functools
 import sys
