@@ -10,6 +10,8 @@ A hidden layer, sign_bits, compares each tile's sums with the thresholds
 and packs the bits while the sums are in cache. The first layer takes the
 8-bit pixels as bit planes, p = sum_b 2^b plane_b, through the same tiles.
 """
+import time
+
 import numba
 from numba import prange, types
 from numba.extending import intrinsic
@@ -155,3 +157,39 @@ def bit_planes(pixels, words):
     planes = numpy.zeros((8, len(pixels), words), numpy.uint64)
     _bit_planes(numpy.ascontiguousarray(pixels, numpy.uint8), planes)
     return planes
+
+
+@numba.njit(parallel=True, **_JIT)
+def _xor_popcount_sums(words, repeat, sums):
+    for t in prange(len(words)):
+        s = 0
+        for r in range(repeat):
+            # A key loaded, not computed: the compiler cannot reorder the
+            # passes into a loop over keys.
+            key = words[t, r % words.shape[1]]
+            for k in range(words.shape[1]):
+                s += _popcount(words[t, k] ^ key)
+        sums[t] = s
+
+
+def xor_popcount_rate(seconds=0.2):
+    """Words a second of s += popcount(x XOR y) on every thread over words
+    in the level-1 cache: the most a product kernel can reach here."""
+    threads = numba.get_num_threads()
+    # 16 KiB a thread, in any level-1 cache, in passes long enough to hide
+    # the sum at the end of each.
+    words = numpy.arange(threads * 2048, dtype=numpy.uint64).reshape(
+        threads, 2048) * numpy.uint64(0x9E3779B97F4A7C15)
+    sums = numpy.empty(threads, numpy.int64)
+    _xor_popcount_sums(words, 1, sums)
+    repeat, best = 1, 0.
+    while repeat < 2 ** 40:
+        start = time.perf_counter()
+        _xor_popcount_sums(words, repeat, sums)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds / 4:
+            best = max(best, words.size * repeat / elapsed)
+            if elapsed >= seconds:
+                return best
+        repeat *= 2
+    return best

@@ -14,6 +14,10 @@ def test_quick_run_checks_every_path(capsys):
     assert [(r['m'], r['k'], r['n']) for r in result['product']] == [
         (100, 256, 256), (300, 65, 130)]
     assert all(r['equal'] for r in result['product'])
+    assert all(r['words_per_s'] > 0 for r in result['product'])
+    compiled = result['compiled']
+    assert compiled['first_call_s'] > 0 and compiled['threads'] >= 1
+    assert compiled['ceiling_words_per_s'] > 0
     inference, = result['inference']
     assert inference['agree'] == 1000
     training = result['training']

@@ -80,3 +80,8 @@ def test_results_do_not_depend_on_the_thread_count():
         numpy.testing.assert_array_equal(one, many)
     numpy.testing.assert_array_equal(results[0][0],
                                      xnor.xnor_popcount_numpy(a, w))
+
+
+def test_xor_popcount_rate_is_a_rate():
+    rate = xnor_cpu.xor_popcount_rate(seconds=0.01)
+    assert numpy.isfinite(rate) and rate > 0
