@@ -1,3 +1,4 @@
+import subprocess
 import sys
 
 import numpy
@@ -5,6 +6,7 @@ import pytest
 
 import chainer
 
+from conftest import ROOT
 from net import MnistMLP
 import xnor
 
@@ -170,6 +172,15 @@ def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
     assert len(err) == 1
     assert err[0].startswith('note: numba is not available (')
     assert err[0].endswith('); the packed engine uses NumPy')
+
+
+def test_importing_xnor_imports_no_numba():
+    # Training and the GPU path never pay Numba's import.
+    code = ('import sys; sys.path.insert(0, {!r}); import xnor; '
+            'print("numba" in sys.modules)'.format(ROOT))
+    out = subprocess.run([sys.executable, '-c', code], check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True)
+    assert out.stdout.split() == ['False']
 
 
 def test_save_load_without_pickle_and_summary(tmp_path):
