@@ -2,8 +2,11 @@
 """Measures the packed XNOR engine against float, side by side in one process.
 
 1. product: d = popcount(a XOR w) on packed rows against a float32 matmul of
-   the same +-1 matrices (and float16 on a GPU), M x K x N; on a GPU also
-   the __popcll kernel, which the 1-bit tensor cores replace from sm_80 on;
+   the same +-1 matrices (and float16 on a GPU), M x K x N; on the CPU, the
+   first call of the compiled kernels, and the words a second reached
+   against a loop of nothing but XOR, popcount and sum over cached words;
+   on a GPU also the __popcll kernel, which the 1-bit tensor cores replace
+   from sm_80 on;
 2. inference: the 10,000 MNIST test images through Chainer's float path and
    through xnor.PackedMLP, for the port's net and the paper's width;
 3. training: seconds per epoch of the BinaryNet MLP (port recipe) and of a
@@ -93,6 +96,25 @@ def best_time(run, xp, min_total=1., max_repeat=5):
     return min(times)
 
 
+def bench_compiled():
+    """The first call of xnor_cpu's kernels (importing Numba, compiling them
+    for the engine's arrays or loading them from its cache), the threads,
+    and the ceiling of their popcount rate; None without Numba."""
+    start = time.perf_counter()
+    kernels = xnor.compiled()
+    if kernels is None:
+        return None
+    words = numpy.zeros((1, 1), numpy.uint64)
+    kernels.xnor_popcount(words, words)
+    kernels.sign_bits(words[None], words, numpy.zeros(1, numpy.int32),
+                      numpy.zeros(1, bool))
+    kernels.bit_planes(numpy.zeros((1, 1), numpy.uint8), 1)
+    seconds = time.perf_counter() - start
+    import numba
+    return {'first_call_s': seconds, 'threads': numba.get_num_threads(),
+            'ceiling_words_per_s': kernels.xor_popcount_rate()}
+
+
 def bench_product(xp, shapes):
     rng = numpy.random.RandomState(0)
     rows = []
@@ -103,10 +125,15 @@ def bench_product(xp, shapes):
         # before: packing is not part of the product.
         a_bits, w_bits = xnor.pack_signs(a >= 0), xnor.pack_signs(w >= 0)
         w_t = w.T.copy()
+        # Runs for a second, not 5 runs: for a while after each call
+        # OpenBLAS's threads spin, and the first runs of the product after
+        # them wait for a core.
         row = {'m': m, 'k': k, 'n': n,
-               'float32_s': best_time(lambda: a.dot(w_t), xp),
+               'float32_s': best_time(lambda: a.dot(w_t), xp,
+                                      max_repeat=1000),
                'xnor_s': best_time(lambda: xnor.xnor_popcount(a_bits, w_bits),
-                                   xp)}
+                                   xp, max_repeat=1000)}
+        row['words_per_s'] = m * n * a_bits.shape[1] / row['xnor_s']
         products = [xnor.xnor_popcount]
         if xp is not numpy:
             a16, w16 = a.astype(numpy.float16), w_t.astype(numpy.float16)
@@ -220,15 +247,24 @@ def cpu_name():
 def print_tables(result):
     gpu = 'gpu' in result['machine']
     print('product, M x K x N (ms); xnor: popcount(a XOR w) on packed words')
-    print('{:>17s} {:>10s} {:>10s} {:>10s} {:>9s} {:>6s}'.format(
+    print('{:>17s} {:>10s} {:>10s} {:>10s} {:>9s} {:>9s} {:>6s}'.format(
         'M x K x N', 'float32', 'float16' if gpu else '', 'xnor',
-        'vs f32', 'equal'))
+        'vs f32', 'Gword/s', 'equal'))
     for r in result['product']:
-        print('{:>17s} {:10.2f} {:>10s} {:10.2f} {:8.2f}x {:>6s}'.format(
-            '{m}x{k}x{n}'.format(**r), r['float32_s'] * 1e3,
-            '{:.2f}'.format(r['float16_s'] * 1e3) if gpu else '',
-            r['xnor_s'] * 1e3, r['float32_s'] / r['xnor_s'],
-            str(r['equal'])))
+        print('{:>17s} {:10.2f} {:>10s} {:10.2f} {:8.2f}x {:9.1f} {:>6s}'
+              .format('{m}x{k}x{n}'.format(**r), r['float32_s'] * 1e3,
+                      '{:.2f}'.format(r['float16_s'] * 1e3) if gpu else '',
+                      r['xnor_s'] * 1e3, r['float32_s'] / r['xnor_s'],
+                      r['words_per_s'] / 1e9, str(r['equal'])))
+    cpu = result['compiled']
+    if cpu is not None:
+        best = max(r['words_per_s'] for r in result['product'])
+        print('compiled kernels: first call {:.2f} s (compiling, or loading '
+              'the cache); {} threads; XOR-popcount-sum over cached words '
+              '{:.1f} Gword/s, of which the product reached up to '
+              '{:.0%}'.format(cpu['first_call_s'], cpu['threads'],
+                              cpu['ceiling_words_per_s'] / 1e9,
+                              best / cpu['ceiling_words_per_s']))
     if gpu:
         print('xnor by {}, against float16 and the __popcll kernel'.format(
             result['machine']['xnor_kernel']))
@@ -274,7 +310,9 @@ def main(argv=None):
         x = x[:1000]
     pixels = device.send(numpy.rint(x * 255).astype(numpy.uint8))
     x = device.send(x)
-    result = {'machine': machine(device)}
+    result = {'machine': machine(device), 'compiled': None}
+    if device.xp is numpy:
+        result['compiled'] = bench_compiled()
     result['product'] = bench_product(device.xp, sizes['product'])
     result['inference'] = bench_inference(
         device, sizes['nets'], sizes['batchsizes'], x, pixels)

@@ -9,7 +9,13 @@ threshold per unit, so a hidden layer is popcount, compare, packed bits out.
 The first layer multiplies the 8-bit pixels by +-1 weights in float32, which
 is exact: every partial sum is an integer below 2^24. The output layer maps
 its integer scores through its BatchNormalization to logits.
+
+On the CPU, where Numba imports, xnor_cpu's compiled kernels run the layers
+instead, the first on the pixels' bit planes; NumPy's path stays the
+reference, and runs where Numba does not import.
 """
+import functools
+import sys
 import zipfile
 
 import numpy
@@ -116,6 +122,19 @@ def _popcount_swar(x):
 popcount = getattr(numpy, 'bitwise_count', _popcount_swar)
 
 
+@functools.lru_cache(maxsize=None)
+def compiled():
+    """The module xnor_cpu, or None where Numba does not import: then one
+    line says so and the packed engine runs on NumPy."""
+    try:
+        import xnor_cpu
+    except ImportError as e:
+        print('note: numba is not available ({}); the packed engine uses '
+              'NumPy'.format(e), file=sys.stderr)
+        return None
+    return xnor_cpu
+
+
 def xnor_popcount(a, w):
     """d[i, j] = popcount(a[i] XOR w[j]) for packed rows a (M, KW), w (N, KW).
 
@@ -123,6 +142,13 @@ def xnor_popcount(a, w):
     """
     if _xp(a) is not numpy:
         return _xnor_popcount_gpu(a, w)
+    if compiled() is not None:
+        return compiled().xnor_popcount(a, w)
+    return xnor_popcount_numpy(a, w)
+
+
+def xnor_popcount_numpy(a, w):
+    """xnor_popcount in NumPy: the reference for the compiled kernels."""
     m, n = len(a), len(w)
     d = numpy.zeros((m, n), numpy.int32)
     w_t = numpy.ascontiguousarray(w.T)
@@ -218,6 +244,7 @@ class PackedMLP(object):
                             if name.endswith('/W'))
         self.xp = numpy
         self._mma = None
+        self._compiled_layers = None
         self._unpack_first_layer()
 
     @classmethod
@@ -288,10 +315,21 @@ class PackedMLP(object):
 
         ``hidden``: a list to which each hidden layer's packed bits are added.
         """
+        kernels = compiled() if self.xp is numpy else None
+        if kernels is not None and self.n_layers > 1:
+            s = self._scores_compiled(kernels, pixels, hidden)
+        else:
+            s = self._scores(pixels, hidden)
+        name = 'l{}/'.format(self.n_layers)
+        # Exact: the scores are integers below 2^24.
+        return (s.astype(numpy.float32) * self.arrays[name + 'scale'] +
+                self.arrays[name + 'shift'])
+
+    def _scores(self, pixels, hidden):
         # The first layer's sums of +-pixels, exact in float32.
         s = self.xp.asarray(pixels, numpy.float32).dot(self._first)
         if self._mma is not None:
-            return self._mma.logits(s, hidden)
+            return self._mma.scores(s, hidden)
         s = s.astype(numpy.int32)
         for k in range(1, self.n_layers):
             name = 'l{}/'.format(k)
@@ -301,10 +339,43 @@ class PackedMLP(object):
             if hidden is not None:
                 hidden.append(x)
             s = xnor_popcount(x, self.arrays['l{}/W'.format(k + 1)])
-        name = 'l{}/'.format(self.n_layers)
-        # Exact: the scores are integers below 2^24.
-        return (s.astype(numpy.float32) * self.arrays[name + 'scale'] +
-                self.arrays[name + 'shift'])
+        return s
+
+    def _scores_compiled(self, kernels, pixels, hidden):
+        if self._compiled_layers is None:
+            self._compiled_layers = self._fold_bit_planes()
+        planes = kernels.bit_planes(pixels,
+                                    self._compiled_layers[0][0].shape[1])
+        for w, threshold, flip in self._compiled_layers:
+            x = kernels.sign_bits(planes, w, threshold, flip)
+            if hidden is not None:
+                hidden.append(x)
+            planes = x[None]
+        return kernels.xnor_popcount(
+            x, self.arrays['l{}/W'.format(self.n_layers)])
+
+    def _fold_bit_planes(self):
+        """The hidden layers as xnor_cpu.sign_bits takes them, the first on
+        the pixels' bit planes p = sum_b 2^b plane_b.
+
+        For w in {-1, +1} (bits 1 for +1), p . w = 255 popcount(w) - D with
+        D = sum_b 2^b popcount(plane_b XOR w), so S >= t iff
+        not D >= 255 popcount(w) - t + 1.
+        """
+        w = self.arrays['l1/W']
+        # Rows of whole 16-word steps of the vectorised loop over words
+        # (with AVX-512): 784 bits in 13 words would take its scalar tail.
+        padded = numpy.zeros((len(w), -(-w.shape[1] // 16) * 16), w.dtype)
+        padded[:, :w.shape[1]] = w
+        t = (255 * popcount(w).sum(axis=1, dtype=numpy.int64) -
+             self.arrays['l1/threshold'] + 1)
+        layers = [(padded, t.astype(numpy.int32), ~self.arrays['l1/flip'])]
+        for k in range(2, self.n_layers):
+            name = 'l{}/'.format(k)
+            layers.append((self.arrays[name + 'W'],
+                           self.arrays[name + 'threshold'],
+                           self.arrays[name + 'flip']))
+        return layers
 
     def logits(self, pixels, batchsize=10000):
         """forward(), ``batchsize`` images at a time."""

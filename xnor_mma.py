@@ -434,8 +434,6 @@ class TensorCoreMLP(object):
                     arrays[name + 'threshold'], arrays[name + 'flip'],
                     layer['counts'])
             self.layers.append(layer)
-        self.scale = arrays['l{}/scale'.format(n_layers)]
-        self.shift = arrays['l{}/shift'.format(n_layers)]
 
     @staticmethod
     def _fold_threshold(threshold, flip, w_counts):
@@ -447,10 +445,10 @@ class TensorCoreMLP(object):
         bits[:len(flip)] = flip
         return bound, xp.packbits(bits, bitorder='little').view(numpy.uint16)
 
-    def logits(self, s, hidden=None):
-        """Logits for the first layer's sums s (M, units) of +-pixels, as
-        float32; ``hidden``: a list to which each hidden layer's packed bits
-        are added, as pack_signs packs them."""
+    def scores(self, s, hidden=None):
+        """The output layer's integer scores for the first layer's sums s
+        (M, units) of +-pixels; ``hidden``: a list to which each hidden
+        layer's packed bits are added, as pack_signs packs them."""
         xp = _xp(s)
         m, units = s.shape
         x, counts = self._sign_words(s, *self.first)
@@ -471,9 +469,7 @@ class TensorCoreMLP(object):
         if hidden is not None:
             hidden.append(x[:, :-(-units // 64)])
         last = self.layers[-1]
-        scores = _product(x, counts, last['W'], last['counts'])
-        # Exact: the scores are integers below 2^24.
-        return scores.astype(numpy.float32) * self.scale + self.shift
+        return _product(x, counts, last['W'], last['counts'])
 
     @staticmethod
     def _sign_words(s, threshold, flip):

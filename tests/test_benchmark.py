@@ -15,6 +15,10 @@ def test_quick_run_checks_every_path(capsys):
     assert [(r['m'], r['k'], r['n']) for r in result['product']] == [
         (100, 256, 256), (300, 65, 130)]
     assert all(r['equal'] for r in result['product'])
+    assert all(r['words_per_s'] > 0 for r in result['product'])
+    compiled = result['compiled']
+    assert compiled['first_call_s'] > 0 and compiled['threads'] >= 1
+    assert compiled['ceiling_words_per_s'] > 0
     inference, = result['inference']
     assert inference['agree'] == 1000
     training = result['training']
@@ -61,9 +65,10 @@ def test_clocks_start_after_the_warm_up_has_finished(monkeypatch):
 def test_gpu_tables_set_the_kernels_side_by_side(capsys):
     product = {'m': 100, 'k': 4096, 'n': 4096, 'float32_s': 8e-3,
                'float16_s': 2e-3, 'popcll_s': 3e-3, 'xnor_s': 1e-3,
-               'equal': True}
+               'words_per_s': 6.7e13, 'equal': True}
     benchmark.print_tables({
         'machine': {'gpu': 'a GPU', 'xnor_kernel': 'tensor cores (mma b1)'},
+        'compiled': None,
         'product': [product],
         'inference': [{'hidden': 3, 'units': 4096, 'batch': 100,
                        'chainer_s': 0.7, 'packed_s': 0.1, 'agree': 10000}],
@@ -72,7 +77,7 @@ def test_gpu_tables_set_the_kernels_side_by_side(capsys):
                      'ratio': 2.}})
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].split() == ['100x4096x4096', '8.00', '2.00', '1.00',
-                                '8.00x', 'True']
+                                '8.00x', '67000.0', 'True']
     assert lines[3] == ('xnor by tensor cores (mma b1), against float16 and '
                         'the __popcll kernel')
     assert lines[5].split() == ['100x4096x4096', '3.00', '2.00x', '3.00x']

@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import numpy
 import pytest
 
 import chainer
 
+from conftest import ROOT
 from net import MnistMLP
 import xnor
 
@@ -35,11 +39,12 @@ def test_popcount_without_bitwise_count_is_right():
                                    (10, 4, 65), (33, 70, 1001)])
 def test_xnor_popcount_is_the_plus_minus_one_product(m, n, k):
     a, w = random_bits(m, k, 1), random_bits(n, k, 2)
-    d = xnor.xnor_popcount(xnor.pack_signs(a), xnor.pack_signs(w))
     plus_minus = [numpy.where(b, 1., -1.) for b in (a, w)]
-    assert d.dtype == numpy.int32
-    numpy.testing.assert_array_equal(k - 2 * d,
-                                     plus_minus[0].dot(plus_minus[1].T))
+    for product in (xnor.xnor_popcount, xnor.xnor_popcount_numpy):
+        d = product(xnor.pack_signs(a), xnor.pack_signs(w))
+        assert d.dtype == numpy.int32
+        numpy.testing.assert_array_equal(
+            k - 2 * d, plus_minus[0].dot(plus_minus[1].T))
 
 
 class FakeBN(object):
@@ -124,6 +129,58 @@ def test_packed_net_is_the_float_net(n_units, n_hidden, signed_input):
     assert logits.dtype == numpy.float32
     numpy.testing.assert_allclose(logits, expected_logits, rtol=1e-5,
                                   atol=1e-4)
+
+
+@pytest.mark.parametrize('n_units,n_hidden', [
+    (63, 2), (64, 2), (65, 1), (1000, 2), (1001, 3)])
+def test_compiled_path_is_the_numpy_path_bit_for_bit(n_units, n_hidden,
+                                                     monkeypatch):
+    mlp = random_net(n_units, n_hidden, seed=n_units + 1)
+    pixels = numpy.random.RandomState(2).randint(0, 256, (131, 784)).astype(
+        numpy.uint8)
+    packed = xnor.PackedMLP.from_chain(mlp)
+    assert xnor.compiled() is not None
+    compiled_hidden = []
+    logits = packed.forward(pixels, compiled_hidden)
+    monkeypatch.setattr(xnor, 'compiled', lambda: None)
+    numpy_hidden = []
+    expected = packed.forward(pixels, numpy_hidden)
+    assert len(compiled_hidden) == len(numpy_hidden) == n_hidden
+    for k, (c, e) in enumerate(zip(compiled_hidden, numpy_hidden), 1):
+        numpy.testing.assert_array_equal(c, e, err_msg='layer %d' % k)
+    numpy.testing.assert_array_equal(logits, expected)
+
+
+def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
+    mlp = random_net(65, 2, seed=4)
+    pixels = numpy.random.RandomState(3).randint(0, 256, (20, 784)).astype(
+        numpy.uint8)
+    expected = xnor.PackedMLP.from_chain(mlp).forward(pixels)
+    monkeypatch.setitem(sys.modules, 'numba', None)
+    monkeypatch.delitem(sys.modules, 'xnor_cpu')
+    xnor.compiled.cache_clear()
+    try:
+        packed = xnor.PackedMLP.from_chain(mlp)
+        logits = [packed.forward(pixels) for _ in range(2)]
+        assert xnor.compiled() is None
+    finally:
+        monkeypatch.undo()
+        xnor.compiled.cache_clear()
+    for result in logits:
+        numpy.testing.assert_array_equal(result, expected)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith('note: numba is not available (')
+    assert err[0].endswith('); the packed engine uses NumPy')
+
+
+def test_importing_xnor_imports_no_numba():
+    # Training and the GPU path never pay Numba's import.
+    code = ('import sys; sys.path.insert(0, {!r}); import xnor; '
+            'print("numba" in sys.modules)'.format(ROOT))
+    out = subprocess.run([sys.executable, '-c', code], check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True)
+    assert out.stdout.split() == ['False']
 
 
 def test_save_load_without_pickle_and_summary(tmp_path):

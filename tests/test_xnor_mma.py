@@ -317,7 +317,10 @@ def test_emulated_layers_are_packed_mlp_forward(emulated, n_units, n_hidden,
     expected = packed.forward(pixels, expected_hidden)
     sums = pixels.astype(numpy.float32).dot(packed._first)
     engine = xnor_mma.TensorCoreMLP(packed.arrays, packed.n_layers)
-    numpy.testing.assert_array_equal(engine.logits(sums, hidden), expected)
+    name = 'l{}/'.format(packed.n_layers)
+    logits = (engine.scores(sums, hidden).astype(numpy.float32) *
+              packed.arrays[name + 'scale'] + packed.arrays[name + 'shift'])
+    numpy.testing.assert_array_equal(logits, expected)
     assert len(hidden) == n_hidden
     for words, expected_words in zip(hidden, expected_hidden):
         numpy.testing.assert_array_equal(words, expected_words)
