@@ -76,22 +76,16 @@ class FloatMLP(chainer.Chain):
         return self['b{}'.format(k)](self['l{}'.format(k)](x))
 
 
-def synchronize(xp):
-    """Waits until the GPU has done the work queued on it."""
-    if xp is not numpy:
-        xp.cuda.Device().synchronize()
-
-
 def best_time(run, xp, min_total=1., max_repeat=5):
     """The shortest of a few runs of ``run()``, after one to warm up."""
     run()
     # The warm-up's queued work is not the first run's.
-    synchronize(xp)
+    cli.synchronize(xp)
     times = []
     while len(times) < max_repeat and (not times or sum(times) < min_total):
         start = time.perf_counter()
         run()
-        synchronize(xp)
+        cli.synchronize(xp)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -300,11 +294,11 @@ def main(argv=None):
     sizes = QUICK if args.quick else FULL
     try:
         device = cli.get_device(args.gpu)
-    except cli.UsageError as e:
+        train, test = mnist.get_mnist()
+    except (cli.UsageError, mnist.MnistError) as e:
         print('{}: error: {}'.format(PROG, e), file=sys.stderr)
         return 1
     compat.use_device(device)
-    train, test = mnist.get_mnist()
     x, _ = convert.concat_examples(test)
     if args.quick:
         x = x[:1000]

@@ -8,6 +8,8 @@ import textwrap
 
 import compat  # noqa: F401  (must precede chainer)
 
+import numpy
+
 import chainer
 
 
@@ -73,3 +75,10 @@ def cupy_failure(error):
     return ("CuPy does not import ({}: {}); CUDA's libraries come with "
             "CuPy's [ctk] extra (make setup GPU=cuda12x, or GPU=cuda13x) "
             "or a CUDA Toolkit".format(type(error).__name__, cause))
+
+
+def synchronize(xp):
+    """Waits until the GPU has done the work queued on it: a clock read
+    before then would miss it."""
+    if xp is not numpy:
+        xp.cuda.Device().synchronize()

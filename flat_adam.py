@@ -3,7 +3,8 @@
 Chainer's Adam runs an update rule, and its hooks, for each parameter: a
 dozen small updates per step. Here the parameters and Adam's moments are
 views into flat arrays, so that a step is a few operations on those arrays
-(on a GPU, one kernel for each distinct Glorot factor), with Chainer's
+(on a GPU, one kernel for each group of parameters that share a step
+scale and a clipping), with Chainer's
 arithmetic, AdamRule's with weight decay 0:
 
     m += (1 - beta1) (g - m);  v += (1 - beta2) (g^2 - v)

@@ -72,7 +72,8 @@ def main(argv=None):
                 raise ValueError('{} holds no test accuracy'.format(path))
             runs.append((label, accuracies))
         plot(runs, args.out)
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+    except (ImportError, OSError, ValueError, KeyError, IndexError,
+            TypeError) as e:
         print('{}: error: {}'.format(PROG, e), file=sys.stderr)
         return 1
     return 0

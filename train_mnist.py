@@ -158,6 +158,34 @@ class Means(object):
         return float(self.loss) / self.count, float(self.accuracy) / self.count
 
 
+class Interrupts(object):
+
+    """Ctrl-C, taken only where ``check()`` asks, until ``restore()``:
+    between training steps and once an epoch's evaluation and log are
+    written. A snapshot then holds whole steps, and no epoch is left out of
+    the log."""
+
+    def __init__(self):
+        self.requested = False
+        self._handler = signal.signal(signal.SIGINT, self._request)
+
+    def restore(self):
+        signal.signal(signal.SIGINT, self._handler)
+
+    def _request(self, signum, frame):
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def between(self, batches):
+        """``batches``, with Ctrl-C taken before each."""
+        for batch in batches:
+            self.check()
+            yield batch
+
+
 def run_epoch(model, optimizer, batches, n_examples, write_graph_to=None):
     """Trains on (x, t) ``batches``, ``n_examples`` images in all; returns
     mean loss and accuracy. ``optimizer.update`` takes each step."""
@@ -175,7 +203,7 @@ def run_epoch(model, optimizer, batches, n_examples, write_graph_to=None):
     return means.result()
 
 
-def evaluate(model, batches, batch_statistics=False):
+def evaluate(model, batches, batch_statistics):
     """Mean loss and accuracy, BatchNormalization using its population
     statistics, or each batch's own (``batch_statistics``), as the port did,
     which also moves the running averages as training does."""
@@ -307,7 +335,10 @@ def load_state(path, optimizer, recipe, n_epochs):
     arrays = safe_npz.read(path)
     saved = safe_npz.recipe_of(arrays, path)
     if recipe.learning_rate is not None:
-        epochs = None if saved is None else saved.get('epoch')
+        if saved is None:
+            raise UsageError('{} names no recipe, so not the --epoch its '
+                             'learning-rate schedule spans'.format(path))
+        epochs = saved.get('epoch')
         if epochs != n_epochs:
             raise UsageError('{} follows the learning-rate schedule of '
                              '--epoch {}: resume it with that --epoch'.format(
@@ -365,6 +396,7 @@ def train(args):
     graph_path = os.path.join(args.out, 'graph.dot')
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
 
+    interrupts = Interrupts()
     try:
         for epoch in range(optimizer.epoch + 1, args.epoch + 1):
             print('epoch', epoch)
@@ -374,7 +406,8 @@ def train(args):
                 rate = optimizer.alpha = recipe.learning_rate(
                     epoch, args.epoch)
             seed_epoch(device, args.seed, epoch)
-            batches = training_batches(train_data, args, epoch, device)
+            batches = interrupts.between(
+                training_batches(train_data, args, epoch, device))
             loss, accuracy = run_epoch(model, step, batches, len(train_data),
                                        graph_path if epoch == 1 else None)
             optimizer.new_epoch()
@@ -401,6 +434,7 @@ def train(args):
                 safe_npz.save(path, model, saved_recipe)
                 print('lowest validation error so far: saved', path)
             write_log(log, args.out, args.plot)
+            interrupts.check()
     except KeyboardInterrupt:
         if optimizer.t == 0:
             print('interrupted before the first update: nothing to save',
@@ -413,6 +447,8 @@ def train(args):
             os.path.join(args.out, MODEL_FILE),
             os.path.join(args.out, STATE_FILE)), file=sys.stderr)
         return 130
+    finally:
+        interrupts.restore()
     save_snapshot(model, optimizer, args.out, saved_recipe)
     best = best_entry(log)
     if best:

@@ -53,17 +53,11 @@ def saved_recipe(arrays, path):
     return recipe, unit
 
 
-def synchronize(xp):
-    """Waits until the GPU has done the work queued on it."""
-    if xp is not numpy:
-        xp.cuda.Device().synchronize()
-
-
 def timed(run, xp):
     """run()'s result and its wall time, waiting for the GPU to finish."""
     start = time.perf_counter()
     result = run()
-    synchronize(xp)
+    cli.synchronize(xp)
     return result, time.perf_counter() - start
 
 
@@ -103,7 +97,7 @@ def infer(args):
     # clocks start once the GPU has done that.
     packed.logits(pixels[:args.batchsize], args.batchsize)
     chainer_logits(model, x[:args.batchsize], args.batchsize)
-    synchronize(device.xp)
+    cli.synchronize(device.xp)
     ours, packed_time = timed(
         lambda: packed.logits(pixels, args.batchsize), device.xp)
     theirs, chainer_time = timed(

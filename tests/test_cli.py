@@ -101,3 +101,14 @@ def test_no_device_is_said_plainly(monkeypatch, runtime, message):
     with pytest.raises(cli.UsageError) as error:
         cli.get_device(0)
     assert str(error.value) == message
+
+
+def test_synchronize_waits_for_the_gpu_only():
+    events = []
+    gpu = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        Device=lambda: types.SimpleNamespace(
+            synchronize=lambda: events.append('sync'))))
+    cli.synchronize(numpy)
+    assert events == []
+    cli.synchronize(gpu)
+    assert events == ['sync']

@@ -52,7 +52,7 @@ def batch_by_batch(model, dataset, batchsize):
     iterator = chainer.iterators.SerialIterator(dataset, batchsize,
                                                 repeat=False, shuffle=False)
     return train_mnist.evaluate(
-        model, train_mnist.iterator_batches(iterator, None))
+        model, train_mnist.iterator_batches(iterator, None), False)
 
 
 @pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])

@@ -1,5 +1,6 @@
 import json
 import os
+import sys
 
 import pytest
 
@@ -45,3 +46,11 @@ def test_bad_runs_are_one_line_and_keep_the_old_figure(tmp_path, capsys):
         assert ': error: ' in err
         assert err.count('\n') == 1
     assert out.read_bytes() == b'old'
+
+
+def test_without_matplotlib_one_line_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)
+    assert plot_results.main(['-o', str(tmp_path / 'a.png'),
+                              'port=' + PORT_LOG]) == 1
+    err = capsys.readouterr().err
+    assert 'matplotlib' in err and err.count('\n') == 1

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -115,9 +116,10 @@ def test_ctrl_c_leaves_a_resumable_snapshot(data_slice, tmp_path,
     def interrupted_in_epoch_2(dataset, args, epoch, device):
         batches = training_batches(dataset, args, epoch, device)
         for i, batch in enumerate(batches):
-            # Epoch 1 is 100 batches: stop at the 5th of epoch 2.
+            # Epoch 1 is 100 batches: Ctrl-C before the 5th of epoch 2,
+            # which is taken before its step.
             if (epoch, i) == (2, 4):
-                raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)
             yield batch
 
     monkeypatch.setattr(train_mnist, 'training_batches',
@@ -133,6 +135,29 @@ def test_ctrl_c_leaves_a_resumable_snapshot(data_slice, tmp_path,
                '--initmodel', str(tmp_path / 'mlp.model'),
                '--resume', str(tmp_path / 'mlp.state')) == 0
     assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2, 3]
+
+
+def test_ctrl_c_in_an_evaluation_waits_for_the_epochs_log(
+        data_slice, tmp_path, monkeypatch, capsys):
+    evaluation = train_mnist.evaluation
+    calls = []
+
+    def interrupted_in_epoch_2(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return evaluation(*args)
+
+    monkeypatch.setattr(train_mnist, 'evaluation', interrupted_in_epoch_2)
+    assert run(data_slice, tmp_path, '--epoch', '3') == 130
+    assert 'interrupted after 2 complete epoch(s)' in capsys.readouterr().err
+    assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2]
+    monkeypatch.undo()
+    assert run(data_slice, tmp_path, '--epoch', '3',
+               '--initmodel', str(tmp_path / 'mlp.model'),
+               '--resume', str(tmp_path / 'mlp.state')) == 0
+    assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2, 3]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_ctrl_c_before_any_update_saves_nothing(data_slice, tmp_path,

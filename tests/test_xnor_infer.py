@@ -116,7 +116,7 @@ def test_clocks_start_after_the_warm_up_has_finished(trained, monkeypatch,
 
     monkeypatch.setattr(xnor_infer, 'time',
                         types.SimpleNamespace(perf_counter=clock))
-    monkeypatch.setattr(xnor_infer, 'synchronize',
+    monkeypatch.setattr(xnor_infer.cli, 'synchronize',
                         lambda xp: events.append('sync'))
     assert xnor_infer.main(['--model', str(trained)]) == 0
     # Warm-up, then each path timed until its work is done.
