@@ -3,9 +3,8 @@
 Chainer's Adam runs an update rule, and its hooks, for each parameter: a
 dozen small updates per step. Here the parameters and Adam's moments are
 views into flat arrays, so that a step is a few operations on those arrays
-(on a GPU, one kernel for each group of parameters that share a step
-scale and a clipping), with Chainer's
-arithmetic, AdamRule's with weight decay 0:
+(on a GPU, one kernel for each group of parameters that share a step scale
+and a clipping), with Chainer's arithmetic, AdamRule's with weight decay 0:
 
     m += (1 - beta1) (g - m);  v += (1 - beta2) (g^2 - v)
     W -= eta alpha_t m / (sqrt(v) + eps)
@@ -57,16 +56,14 @@ class FlatAdam(object):
         size = sum(param.size for param in self.params)
         self.param, self.m, self.v, self.grad = (
             self.xp.empty(size, self.params[0].dtype) for _ in range(4))
-        start = 0
-        for param in self.params:
-            self._hold(param, slice(start, start + param.size))
-            start += param.size
         self.groups = []
-        start = 0
+        stop = 0
         for (is_clipped, eta), group in itertools.groupby(self.params, kind):
-            stop = start + sum(param.size for param in group)
-            self.groups.append((slice(start, stop), is_clipped, eta))
             start = stop
+            for param in group:
+                self._hold(param, slice(stop, stop + param.size))
+                stop += param.size
+            self.groups.append((slice(start, stop), is_clipped, eta))
 
     def _hold(self, param, part):
         """Makes ``param`` and its moments views of the flat arrays."""
