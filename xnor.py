@@ -318,6 +318,8 @@ class PackedMLP(object):
         kernels = compiled() if self.xp is numpy else None
         if kernels is not None and self.n_layers > 1:
             s = self._scores_compiled(kernels, pixels, hidden)
+        elif self._mma is not None:
+            s = self._mma.scores(self._first_sums(pixels), hidden)
         else:
             s = self._scores(pixels, hidden)
         name = 'l{}/'.format(self.n_layers)
@@ -325,12 +327,12 @@ class PackedMLP(object):
         return (s.astype(numpy.float32) * self.arrays[name + 'scale'] +
                 self.arrays[name + 'shift'])
 
+    def _first_sums(self, pixels):
+        """The first layer's sums of +-pixels, exact in float32."""
+        return self.xp.asarray(pixels, numpy.float32).dot(self._first)
+
     def _scores(self, pixels, hidden):
-        # The first layer's sums of +-pixels, exact in float32.
-        s = self.xp.asarray(pixels, numpy.float32).dot(self._first)
-        if self._mma is not None:
-            return self._mma.scores(s, hidden)
-        s = s.astype(numpy.int32)
+        s = self._first_sums(pixels).astype(numpy.int32)
         for k in range(1, self.n_layers):
             name = 'l{}/'.format(k)
             bits = ((s >= self.arrays[name + 'threshold']) ^
