@@ -1,6 +1,7 @@
 import gzip
 import os
 import sys
+import types
 
 import numpy
 import pytest
@@ -47,6 +48,16 @@ def pytest_runtest_setup(item):
     if item.config.getoption('require_gpu'):
         pytest.fail('--require-gpu: ' + reason, pytrace=False)
     pytest.skip(reason)
+
+
+def record_clock(monkeypatch, module, events):
+    """Makes ``module``'s time.perf_counter add 'clock' to ``events``."""
+    def clock():
+        events.append('clock')
+        return float(len(events))
+
+    monkeypatch.setattr(module, 'time',
+                        types.SimpleNamespace(perf_counter=clock))
 
 
 def idx_images(images):

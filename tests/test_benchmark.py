@@ -4,6 +4,7 @@ import types
 import numpy
 
 import benchmark
+from conftest import record_clock
 from net import MnistMLP
 
 
@@ -47,13 +48,7 @@ def test_float_mlp_has_the_binary_nets_shape():
 
 def test_clocks_start_after_the_warm_up_has_finished(monkeypatch):
     events = []
-
-    def clock():
-        events.append('clock')
-        return float(len(events))
-
-    monkeypatch.setattr(benchmark, 'time',
-                        types.SimpleNamespace(perf_counter=clock))
+    record_clock(monkeypatch, benchmark, events)
     gpu = types.SimpleNamespace(cuda=types.SimpleNamespace(
         Device=lambda: types.SimpleNamespace(
             synchronize=lambda: events.append('sync'))))

@@ -2,14 +2,13 @@ import os
 import re
 import subprocess
 import sys
-import types
 
 import numpy
 import pytest
 
 import chainer.links as L
 
-from conftest import ROOT, gpu_usable
+from conftest import ROOT, gpu_usable, record_clock
 from net import MnistMLP
 import safe_npz
 import train_mnist
@@ -109,13 +108,7 @@ def test_gpu_packed_path_agrees(trained, capsys):
 def test_clocks_start_after_the_warm_up_has_finished(trained, monkeypatch,
                                                      capsys):
     events = []
-
-    def clock():
-        events.append('clock')
-        return float(len(events))
-
-    monkeypatch.setattr(xnor_infer, 'time',
-                        types.SimpleNamespace(perf_counter=clock))
+    record_clock(monkeypatch, xnor_infer, events)
     monkeypatch.setattr(xnor_infer.cli, 'synchronize',
                         lambda xp: events.append('sync'))
     assert xnor_infer.main(['--model', str(trained)]) == 0
