@@ -8,7 +8,7 @@
    on a GPU also the __popcll kernel, which the 1-bit tensor cores replace
    from sm_80 on;
 2. inference: the 10,000 MNIST test images through Chainer's float path and
-   through xnor.PackedMLP, for the port's net and the paper's width;
+   through packed.PackedMLP, for the port's net and the paper's width;
 3. training: seconds per epoch of the BinaryNet MLP (port recipe) and of a
    float MLP of the same shape (Linear, BatchNormalization, ReLU).
 
@@ -29,11 +29,13 @@ from chainer.dataset import convert
 import chainer.functions as F
 import chainer.links as L
 
-import cli
 import mnist
+import packed
+from packed import cuda
+from packed import mma
+from packed import reference
 import recipes
-import xnor
-import xnor_mma
+from utils import cli
 
 PROG = os.path.basename(sys.argv[0]) or 'benchmark.py'
 
@@ -91,11 +93,11 @@ def best_time(run, xp, min_total=1., max_repeat=5):
 
 
 def bench_compiled():
-    """The first call of xnor_cpu's kernels (importing Numba, compiling them
+    """The first call of packed.cpu's kernels (importing Numba, compiling them
     for the engine's arrays or loading them from its cache), the threads,
     and the ceiling of their popcount rate; None without Numba."""
     start = time.perf_counter()
-    kernels = xnor.compiled()
+    kernels = packed.compiled()
     if kernels is None:
         return None
     words = numpy.zeros((1, 1), numpy.uint64)
@@ -117,7 +119,8 @@ def bench_product(xp, shapes):
         w = xp.asarray(numpy.where(rng.rand(n, k) < .5, 1, -1), numpy.float32)
         # Weights are packed once; activations come packed from the layer
         # before: packing is not part of the product.
-        a_bits, w_bits = xnor.pack_signs(a >= 0), xnor.pack_signs(w >= 0)
+        a_bits = reference.pack_signs(a >= 0)
+        w_bits = reference.pack_signs(w >= 0)
         w_t = w.T.copy()
         # Runs for a second, not 5 runs: for a while after each call
         # OpenBLAS's threads spin, and the first runs of the product after
@@ -125,16 +128,17 @@ def bench_product(xp, shapes):
         row = {'m': m, 'k': k, 'n': n,
                'float32_s': best_time(lambda: a.dot(w_t), xp,
                                       max_repeat=1000),
-               'xnor_s': best_time(lambda: xnor.xnor_popcount(a_bits, w_bits),
-                                   xp, max_repeat=1000)}
+               'xnor_s': best_time(
+                   lambda: packed.xnor_popcount(a_bits, w_bits), xp,
+                   max_repeat=1000)}
         row['words_per_s'] = m * n * a_bits.shape[1] / row['xnor_s']
-        products = [xnor.xnor_popcount]
+        products = [packed.xnor_popcount]
         if xp is not numpy:
             a16, w16 = a.astype(numpy.float16), w_t.astype(numpy.float16)
             row['float16_s'] = best_time(lambda: a16.dot(w16), xp)
             row['popcll_s'] = best_time(
-                lambda: xnor.xnor_popcount_popcll(a_bits, w_bits), xp)
-            products.append(xnor.xnor_popcount_popcll)
+                lambda: cuda.xnor_popcount(a_bits, w_bits), xp)
+            products.append(cuda.xnor_popcount)
         row['equal'] = all(
             bool((k - 2 * product(a_bits, w_bits) == a.dot(w_t)).all())
             for product in products)
@@ -163,7 +167,7 @@ def bench_inference(device, nets, batchsizes, x, pixels):
         mlp = recipe.model(n_units).predictor
         mlp.to_device(device)
         calibrate(mlp, x[:1000])
-        packed = xnor.PackedMLP.from_chain(mlp).to_device(device.xp)
+        engine = packed.PackedMLP.from_chain(mlp).to_device(device.xp)
         for batchsize in batchsizes:
             def chainer_path():
                 with chainer.using_config('train', False), \
@@ -173,8 +177,8 @@ def bench_inference(device, nets, batchsizes, x, pixels):
             row = {'hidden': n_hidden, 'units': n_units, 'batch': batchsize,
                    'chainer_s': best_time(chainer_path, device.xp),
                    'packed_s': best_time(
-                       lambda: packed.logits(pixels, batchsize), device.xp)}
-            agree = (packed.logits(pixels, batchsize).argmax(axis=1) ==
+                       lambda: engine.logits(pixels, batchsize), device.xp)}
+            agree = (engine.logits(pixels, batchsize).argmax(axis=1) ==
                      device.xp.concatenate(chainer_path()).argmax(axis=1))
             row['agree'] = int(agree.sum())
             rows.append(row)
@@ -222,7 +226,7 @@ def machine(device):
         info['cupy'] = cupy.__version__
         info['gpu'] = cupy.cuda.runtime.getDeviceProperties(
             device.device.id)['name'].decode()
-        info['xnor_kernel'] = ('tensor cores (mma b1)' if xnor_mma.supported()
+        info['xnor_kernel'] = ('tensor cores (mma b1)' if mma.supported()
                                else '__popcll')
     return info
 

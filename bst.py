@@ -1,4 +1,6 @@
-"""Binary activation with the straight-through estimator (paper, Sec. 1.3)."""
+"""BinaryNet's binary activation with the straight-through estimator
+(Courbariaux et al., "Binarized Neural Networks", arXiv:1602.02830,
+Sec. 1.3)."""
 import compat  # noqa: F401  (must precede chainer)
 
 import numpy
@@ -45,9 +47,6 @@ class BinaryStraightThrough(chainer.function_node.FunctionNode):
 
     def backward(self, indexes, grad_outputs):
         gy, = grad_outputs
-        if not chainer.config.enable_backprop:
-            # No double backprop asked: the array product spares a node.
-            return chainer.Variable(gy.array * self.pass_through),
         return gy * self.pass_through,
 
 

@@ -43,7 +43,7 @@ if ! "$python" -c 'import compat, chainer' 2> /dev/null; then
 fi
 why=$("$python" -c '
 import sys
-import cli
+from utils import cli
 try:
     cli.get_device(0)
 except cli.UsageError as e:

@@ -21,7 +21,7 @@ import numpy
 from chainer.dataset import download
 from chainer.datasets import tuple_dataset
 
-import atomic_file
+from utils import atomic_file
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            'data', 'mnist')

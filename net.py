@@ -1,4 +1,5 @@
-"""The BinaryNet multi-layer perceptron for MNIST."""
+"""The multi-layer perceptron of BinaryNet's MNIST experiment (Courbariaux et
+al., "Binarized Neural Networks", arXiv:1602.02830, Sec. 2.1)."""
 import compat  # noqa: F401  (must precede chainer)
 
 import chainer
@@ -18,7 +19,7 @@ class MnistMLP(chainer.Chain):
     layer (Sec. 1.6). recipes.py builds the port's net (2 hidden layers, no
     dropout, eps 1e-5) and the paper's (3 hidden layers of 4096 units,
     dropout 0.2 on the input and 0.5 after each hidden activation, W uniform
-    in [-1, 1], eps 1e-4) from it.
+    in [-1, 1], eps 1e-4, Lasagne's population statistics) from it.
 
     Args:
         n_in, n_units, n_out (int): Input, hidden and output widths.
@@ -27,13 +28,15 @@ class MnistMLP(chainer.Chain):
             training only.
         initialW: Initializer of the binary layers' W (None: LeCunNormal).
         bn_eps (float): BatchNormalization's epsilon.
+        batch_normalization: The link class of each BatchNormalization,
+            called as ``batch_normalization(size, eps=bn_eps)``.
 
     The layers are named l1, b1, ..., l{n_hidden+1}, b{n_hidden+1}.
     """
 
     def __init__(self, n_in=784, n_units=1000, n_out=10, n_hidden=2,
                  input_dropout=0., hidden_dropout=0., initialW=None,
-                 bn_eps=2e-5):
+                 bn_eps=2e-5, batch_normalization=L.BatchNormalization):
         super().__init__()
         self.n_hidden = n_hidden
         self.input_dropout = input_dropout
@@ -43,7 +46,7 @@ class MnistMLP(chainer.Chain):
             for k in range(1, n_hidden + 2):
                 setattr(self, 'l{}'.format(k), BinaryLinear(
                     sizes[k - 1], sizes[k], initialW=initialW))
-                setattr(self, 'b{}'.format(k), L.BatchNormalization(
+                setattr(self, 'b{}'.format(k), batch_normalization(
                     sizes[k], eps=bn_eps))
 
     def layers(self):

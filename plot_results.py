@@ -13,8 +13,8 @@ import os
 import re
 import sys
 
-import atomic_file
-import cli
+from utils import atomic_file
+from utils import cli
 
 PROG = os.path.basename(sys.argv[0]) or 'plot_results.py'
 _TEST_LINE = re.compile(r'test  mean loss=\S+, accuracy=(\S+)$')

@@ -1,4 +1,5 @@
-"""The two recipes for BinaryNet on MNIST, side by side.
+"""The two recipes for BinaryNet (Courbariaux et al., arXiv:1602.02830) on
+MNIST, side by side.
 
 ``Port`` is the 2016 Chainer port (hillbig/binary_net, Chainer v1); ``Paper``
 is the paper's MNIST experiment as the authors' Theano code runs it
@@ -9,53 +10,96 @@ and its clipping, the data, and the learning-rate schedule.
 import compat  # noqa: F401  (must precede chainer)
 
 import chainer
+import chainer.functions as F
 import chainer.links as L
 
+from batch_normalization import LasagneBatchNormalization
 import mnist
 import net
 from squared_hinge import squared_hinge
 from weight_clip import WeightClip
 
 
-class Port(object):
+class Recipe(object):
 
-    """Softmax cross entropy on 784-1000-1000-10, Adam's defaults, 20 epochs.
+    """What ``--preset`` chooses; Port and Paper each set their values.
 
-    The port clipped every parameter (``optimizer.add_hook`` reaches
-    BatchNormalization's gamma and beta too) and, as Chainer v1 ran
-    optimizer hooks, before each update: its forward pass saw weights up to
-    one Adam step outside [-1, 1].
+    ``epoch``, ``unit`` and ``clip`` are the defaults of those flags;
+    ``clip_timing`` is 'pre' or 'post' the update; ``signed_input``: the
+    pixels enter as 2x - 1 instead of x; ``rate_decays``: the learning rate
+    follows a schedule over ``epoch`` epochs.
     """
 
-    name = 'port'
-    epoch, unit, clip = 20, 1000, 'all'
-    clip_timing = 'pre'
-    signed_input = False
-    # Chainer v1's BatchNormalization default; Chainer 7's is 2e-5.
-    bn_eps = 1e-5
+    name = None
+    epoch = unit = clip = clip_timing = None
+    signed_input = rate_decays = False
+    n_hidden, input_dropout, hidden_dropout = 2, 0., 0.
+    initialW = None
+    bn_eps = batch_normalization = lossfun = None
+    # Steps of the binary weights scaled by Glorot's factor.
+    glorot_steps = False
 
     @classmethod
     def model(cls, n_units):
-        return L.Classifier(net.MnistMLP(784, n_units, 10, bn_eps=cls.bn_eps))
+        return L.Classifier(
+            net.MnistMLP(784, n_units, 10, n_hidden=cls.n_hidden,
+                         input_dropout=cls.input_dropout,
+                         hidden_dropout=cls.hidden_dropout,
+                         initialW=cls.initialW, bn_eps=cls.bn_eps,
+                         batch_normalization=cls.batch_normalization),
+            lossfun=cls.lossfun)
 
     @classmethod
     def optimizer(cls, model, clip):
         optimizer = chainer.optimizers.Adam()
         optimizer.setup(model)
         add_clipping(optimizer, model, clip, cls.clip_timing)
+        if cls.glorot_steps:
+            scale_binary_steps(model)
         return optimizer
 
-    @staticmethod
-    def data(dataset_dir):
-        """(train, validation, test): the port has no validation split."""
+    @classmethod
+    def data(cls, dataset_dir):
+        """(train, validation, test); validation is None where the recipe
+        keeps no validation split."""
+        raise NotImplementedError
+
+    @classmethod
+    def learning_rate(cls, epoch, n_epochs):
+        """Adam's alpha for ``epoch`` of ``n_epochs``, or None to keep
+        Adam's own."""
+        return None
+
+
+class Port(Recipe):
+
+    """Softmax cross entropy on 784-1000-1000-10, Adam's defaults, 20 epochs.
+
+    The port clipped every parameter (``optimizer.add_hook`` reaches
+    BatchNormalization's gamma and beta too) and, as Chainer v1 ran
+    optimizer hooks, before each update: its forward pass saw weights up to
+    one Adam step outside [-1, 1]. Its rate is Adam's alpha, 0.001,
+    throughout.
+    """
+
+    name = 'port'
+    epoch, unit, clip = 20, 1000, 'all'
+    clip_timing = 'pre'
+    # Chainer v1's BatchNormalization default; Chainer 7's is 2e-5. The
+    # port never evaluated with population statistics (README), so
+    # Chainer's own are kept.
+    bn_eps = 1e-5
+    batch_normalization = L.BatchNormalization
+    lossfun = staticmethod(F.softmax_cross_entropy)
+
+    @classmethod
+    def data(cls, dataset_dir):
+        """The port has no validation split: it evaluates on the test set."""
         train, test = mnist.get_mnist(dataset_dir)
         return train, None, test
 
-    # Adam's own alpha, 0.001, throughout.
-    learning_rate = None
 
-
-class Paper(object):
+class Paper(Recipe):
 
     """Squared hinge on 784-3x4096-10 with dropout, 1000 epochs of Adam
     from 3e-3 to 3e-7, binary steps scaled by Glorot's factor, the binary
@@ -65,32 +109,21 @@ class Paper(object):
     name = 'paper'
     epoch, unit, clip = 1000, 4096, 'binary'
     clip_timing = 'post'
-    signed_input = True
+    signed_input = rate_decays = True
+    n_hidden, input_dropout, hidden_dropout = 3, 0.2, 0.5
+    initialW = chainer.initializers.Uniform(1.)
     bn_eps = 1e-4
+    batch_normalization = LasagneBatchNormalization
+    lossfun = staticmethod(squared_hinge)
+    glorot_steps = True
     first_rate, last_rate = 3e-3, 3e-7
     # The last 10,000 of the 60,000 training images.
     validation_fraction = 1 / 6
 
     @classmethod
-    def model(cls, n_units):
-        return L.Classifier(
-            net.MnistMLP(784, n_units, 10, n_hidden=3, input_dropout=0.2,
-                         hidden_dropout=0.5,
-                         initialW=chainer.initializers.Uniform(1.),
-                         bn_eps=cls.bn_eps),
-            lossfun=squared_hinge)
-
-    @classmethod
-    def optimizer(cls, model, clip):
-        optimizer = chainer.optimizers.Adam()
-        optimizer.setup(model)
-        add_clipping(optimizer, model, clip, cls.clip_timing)
-        scale_binary_steps(model)
-        return optimizer
-
-    @classmethod
     def data(cls, dataset_dir):
-        """(train, validation, test), the inputs scaled to 2x - 1."""
+        """The inputs scaled to 2x - 1; the last sixth of the training set
+        held out to validate."""
         train, test = mnist.get_mnist(dataset_dir, signed=True)
         n_train = len(train) - round(len(train) * cls.validation_fraction)
         train, validation = chainer.datasets.split_dataset(train, n_train)

@@ -1,4 +1,5 @@
-"""The squared hinge loss of the paper's MNIST experiment."""
+"""The squared hinge loss of BinaryNet's MNIST experiment (Courbariaux et al.,
+"Binarized Neural Networks", arXiv:1602.02830, Sec. 2.1)."""
 import compat  # noqa: F401  (must precede chainer)
 
 import chainer.functions as F

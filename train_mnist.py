@@ -5,14 +5,12 @@ BinaryNet: Courbariaux et al., "Binarized Neural Networks", arXiv:1602.02830.
 ``--preset port`` (the default) reproduces the 2016 Chainer port and its
 printed log; ``--preset paper`` runs the paper's MNIST recipe. recipes.py
 holds the two side by side; this script is the loop they share, in the shape
-of Chainer's examples/mnist/train_mnist_custom_loop.py. By default the data
-is held on the device (device_data.py) and Adam updates all parameters at
-once (flat_adam.py); ``--plain`` runs Chainer's iterator, optimizer and type
-checks as they come, and trains the same model more slowly.
+of Chainer's examples/mnist/train_mnist_custom_loop.py. By default it trains
+on the fast path (fast/: the data on the device, one Adam step for all
+parameters); ``--plain`` runs Chainer's iterator, optimizer and type checks
+as they come (PlainPath), and trains the same model more slowly.
 """
-import json
 import os
-import signal
 import sys
 import time
 
@@ -22,22 +20,18 @@ import numpy
 import tqdm
 
 import chainer
-from chainer import computational_graph
 from chainer.dataset import convert
 
-import atomic_file
-import cli
-from cli import UsageError
-import device_data
-import flat_adam
+import fast
 import mnist
 import recipes
-import safe_npz
+from utils import cli
+from utils import safe_npz
+from utils import snapshot
+from utils import training_log
+from utils.cli import UsageError
 
 PROG = os.path.basename(sys.argv[0]) or 'train_mnist.py'
-MODEL_FILE = 'mlp.model'
-STATE_FILE = 'mlp.state'
-LOG_FILE = 'log.json'
 BEST_MODEL_FILE = 'mlp_best.model'
 
 
@@ -106,21 +100,48 @@ def parse_args(argv=None):
     return args
 
 
-def port_str(x):
-    """x as the port's Python 2 printed it: str(float), 12 digits."""
-    text = '{:.12g}'.format(x)
-    return text if any(c in text for c in '.einf') else text + '.0'
+class PlainPath(object):
 
+    """Chainer's own loop: SerialIterator and concat_examples for the
+    batches, ``Optimizer.update`` with its update rules and hooks for the
+    step, and the test set batch by batch; fast.FastPath's three methods."""
 
-def epoch_iterator(dataset, batchsize, seed, epoch):
-    """One pass over ``dataset`` in an order drawn from (seed, epoch) alone.
+    def __init__(self, model, optimizer, args, device):
+        self.model = model
+        self.optimizer = optimizer
+        self.args = args
+        self.device = device
 
-    A resumed run then sees the very orders an uninterrupted one would.
-    """
-    orders = numpy.random.RandomState([seed, epoch])
-    return chainer.iterators.SerialIterator(
-        dataset, batchsize, repeat=False,
-        order_sampler=chainer.iterators.ShuffleOrderSampler(orders))
+    def dataset(self, data):
+        return data
+
+    def step(self, x, t):
+        self.optimizer.update(self.model, x, t)
+
+    def batches(self, data, epoch):
+        """One pass over ``data`` in an order drawn from (seed, epoch) alone:
+        a resumed run sees the very orders an uninterrupted one would."""
+        order = chainer.iterators.ShuffleOrderSampler(
+            numpy.random.RandomState([self.args.seed, epoch]))
+        iterator = chainer.iterators.SerialIterator(
+            data, self.args.batchsize, repeat=False, order_sampler=order)
+        for batch in iterator:
+            yield convert.concat_examples(batch, self.device)
+
+    def evaluate(self, data):
+        """Mean loss and accuracy, BatchNormalization using its population
+        statistics, or each batch's own (--eval-bn batch), as the port did,
+        which also moves the running averages as training does."""
+        means = training_log.Means()
+        iterator = chainer.iterators.SerialIterator(
+            data, self.args.batchsize, repeat=False, shuffle=False)
+        with chainer.using_config('train', self.args.eval_bn == 'batch'), \
+                chainer.no_backprop_mode():
+            for batch in iterator:
+                x, t = convert.concat_examples(batch, self.device)
+                self.model(x, t)
+                means.add(self.model.loss, self.model.accuracy, len(t))
+        return means.result()
 
 
 def seed_epoch(device, seed, epoch):
@@ -131,226 +152,28 @@ def seed_epoch(device, seed, epoch):
         device.xp.random.seed(derived)
 
 
-def iterator_batches(iterator, device):
-    """The (x, t) arrays of each batch of ``iterator``, on ``device``."""
-    for batch in iterator:
-        yield convert.concat_examples(batch, device)
-
-
-class Means(object):
-
-    """Mean loss and accuracy over batches, each weighted by its size.
-
-    Summed on the device, in float64 as the port's Python floats: a float()
-    at each batch would wait for the GPU.
-    """
-
-    def __init__(self):
-        self.loss = self.accuracy = 0
-        self.count = 0
-
-    def add(self, loss, accuracy, n):
-        self.loss += loss.array.astype(numpy.float64) * n
-        self.accuracy += accuracy.array.astype(numpy.float64) * n
-        self.count += n
-
-    def result(self):
-        return float(self.loss) / self.count, float(self.accuracy) / self.count
-
-
-class Interrupts(object):
-
-    """Ctrl-C, taken only where ``check()`` asks, until ``restore()``:
-    between training steps and once an epoch's evaluation and log are
-    written. A snapshot then holds whole steps, and no epoch is left out of
-    the log."""
-
-    def __init__(self):
-        self.requested = False
-        self._handler = signal.signal(signal.SIGINT, self._request)
-
-    def restore(self):
-        signal.signal(signal.SIGINT, self._handler)
-
-    def _request(self, signum, frame):
-        self.requested = True
-
-    def check(self):
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def between(self, batches):
-        """``batches``, with Ctrl-C taken before each."""
-        for batch in batches:
-            self.check()
-            yield batch
-
-
-def run_epoch(model, optimizer, batches, n_examples, write_graph_to=None):
-    """Trains on (x, t) ``batches``, ``n_examples`` images in all; returns
-    mean loss and accuracy. ``optimizer.update`` takes each step."""
-    means = Means()
+def run_epoch(model, step, batches, n_examples, write_graph_to=None):
+    """Trains on (x, t) ``batches``, ``n_examples`` images in all, a
+    ``step(x, t)`` each; returns mean loss and accuracy."""
+    means = training_log.Means()
     # A progress line on a terminal only (disable=None): nothing in logs.
     with tqdm.tqdm(total=n_examples, unit='img', leave=False,
                    disable=None) as progress:
         for x, t in batches:
-            optimizer.update(model, x, t)
+            step(x, t)
             if write_graph_to:
-                write_graph(model.loss, write_graph_to)
+                training_log.write_graph(model.loss, write_graph_to)
                 write_graph_to = None
             means.add(model.loss, model.accuracy, len(t))
             progress.update(len(t))
     return means.result()
 
 
-def evaluate(model, batches, batch_statistics):
-    """Mean loss and accuracy, BatchNormalization using its population
-    statistics, or each batch's own (``batch_statistics``), as the port did,
-    which also moves the running averages as training does."""
-    means = Means()
-    with chainer.using_config('train', batch_statistics), \
-            chainer.no_backprop_mode():
-        for x, t in batches:
-            model(x, t)
-            means.add(model.loss, model.accuracy, len(t))
-    return means.result()
-
-
-def training_batches(dataset, args, epoch, device):
-    """The (x, t) batches of ``epoch``: slices of a DeviceDataset or, with
-    --plain, Chainer's iterator over the examples; the same either way."""
-    if args.plain:
-        return iterator_batches(epoch_iterator(
-            dataset, args.batchsize, args.seed, epoch), device)
-    return dataset.batches(args.batchsize, device_data.epoch_order(
-        len(dataset), args.seed, epoch))
-
-
-def evaluation(model, dataset, args, device):
-    """Mean loss and accuracy on ``dataset`` in batches of --batchsize: the
-    net run on device_data's wide chunks where BatchNormalization uses its
-    population statistics, batch by batch with --plain or batch statistics.
-    """
-    batch_statistics = args.eval_bn == 'batch'
-    if args.plain:
-        batches = iterator_batches(chainer.iterators.SerialIterator(
-            dataset, args.batchsize, repeat=False, shuffle=False), device)
-    elif batch_statistics:
-        batches = dataset.batches(args.batchsize)
-    else:
-        means = Means()
-        device_data.evaluate(model, dataset, args.batchsize, means)
-        return means.result()
-    return evaluate(model, batches, batch_statistics)
-
-
-def write_graph(loss, path):
-    graph = computational_graph.build_computational_graph(
-        (loss,), remove_split=True)
-    with atomic_file.open_for_write(path, 'w') as f:
-        f.write(graph.dump())
-    print('graph generated')
-
-
-def read_log(path, last_epoch):
-    """The entries of an earlier run's log.json up to ``last_epoch``."""
-    try:
-        with open(path) as f:
-            entries = json.load(f)
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as e:
-        raise UsageError('{} cannot be continued: {}'.format(path, e))
-    if not (isinstance(entries, list) and
-            all(isinstance(e, dict) and 'epoch' in e for e in entries)):
-        raise UsageError('{} cannot be continued: it is not a log of '
-                         'epochs'.format(path))
-    return [e for e in entries if e['epoch'] <= last_epoch]
-
-
-def write_log(entries, out, plot):
-    with atomic_file.open_for_write(os.path.join(out, LOG_FILE), 'w') as f:
-        json.dump(entries, f, indent=4)
-    if plot:
-        plot_log(entries, out)
-
-
-def plot_log(entries, out):
-    """Draws loss.png and accuracy.png, as Chainer's PlotReport does."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    epochs = [e['epoch'] for e in entries]
-    for quantity in ('loss', 'accuracy'):
-        figure, axes = plt.subplots()
-        for prefix in ('', 'validation/', 'test/'):
-            key = prefix + 'main/' + quantity
-            if key in entries[0]:
-                axes.plot(epochs, [e[key] for e in entries], marker='x',
-                          label=key)
-        axes.set_xlabel('epoch')
-        axes.legend(loc='best')
-        with atomic_file.open_for_write(
-                os.path.join(out, quantity + '.png')) as f:
-            figure.savefig(f, format='png')
-        plt.close(figure)
-
-
-def plotting_available():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def save_snapshot(model, optimizer, out, recipe):
-    # A second Ctrl-C must not cut the snapshot short.
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        print('save the model')
-        safe_npz.save(os.path.join(out, MODEL_FILE), model, recipe)
-        print('save the optimizer')
-        safe_npz.save(os.path.join(out, STATE_FILE), optimizer, recipe)
-    finally:
-        signal.signal(signal.SIGINT, handler)
-
-
-def load_model(path, model, recipe):
-    """--initmodel: a model of another recipe is refused in one line."""
-    arrays = safe_npz.read(path)
-    saved = safe_npz.recipe_of(arrays, path)
-    if saved is not None and any(saved.get(key) != recipe[key]
-                                 for key in ('preset', 'unit')):
-        raise UsageError('{} is a --preset {} --unit {} model, not --preset '
-                         '{} --unit {}'.format(
-                             path, saved.get('preset'), saved.get('unit'),
-                             recipe['preset'], recipe['unit']))
-    safe_npz.load_arrays(arrays, model, path)
-
-
-def load_state(path, optimizer, recipe, n_epochs):
-    """--resume: a schedule spanning ``n_epochs`` cannot change midway."""
-    arrays = safe_npz.read(path)
-    saved = safe_npz.recipe_of(arrays, path)
-    if recipe.learning_rate is not None:
-        if saved is None:
-            raise UsageError('{} names no recipe, so not the --epoch its '
-                             'learning-rate schedule spans'.format(path))
-        epochs = saved.get('epoch')
-        if epochs != n_epochs:
-            raise UsageError('{} follows the learning-rate schedule of '
-                             '--epoch {}: resume it with that --epoch'.format(
-                                 path, epochs))
-    safe_npz.load_arrays(arrays, optimizer, path)
-
-
 def train(args):
     device = cli.get_device(args.gpu)
     # Current before seeding: CuPy seeds the current device's generator.
     compat.use_device(device)
-    if args.plot and not plotting_available():
+    if args.plot and not training_log.plotting_available():
         print('note: matplotlib is not installed, so no plots are drawn',
               file=sys.stderr)
         args.plot = False
@@ -363,77 +186,80 @@ def train(args):
         device.xp.random.seed(args.seed)
 
     print('load MNIST dataset')
-    train_data, validation_data, test_data = recipe.data(args.dataset_dir)
+    data = recipe.data(args.dataset_dir)
 
+    # Setup a model
     model = recipe.model(args.unit)
     if args.initmodel:
         print('Load model from', args.initmodel)
-        load_model(args.initmodel, model, saved_recipe)
+        snapshot.load_model(args.initmodel, model, saved_recipe)
     model.to_device(device)
 
+    # Setup an optimizer
     optimizer = recipe.optimizer(model, args.clip)
     if args.resume:
         print('Load optimizer state from', args.resume)
-        load_state(args.resume, optimizer, recipe, args.epoch)
+        snapshot.load_state(args.resume, optimizer, saved_recipe,
+                            recipe.rate_decays)
     if optimizer.epoch >= args.epoch:
         raise UsageError('{} has trained {} epochs already: ask for more '
                          'with --epoch'.format(args.resume, optimizer.epoch))
-    step = optimizer
-    if not args.plain:
-        # One update for all parameters; the data on the device, in slices.
-        step = flat_adam.FlatAdam(
-            optimizer, recipes.clipped_params(model, args.clip),
-            recipe.clip_timing)
-        train_data, validation_data, test_data = (
-            None if data is None else device_data.DeviceDataset(data, device)
-            for data in (train_data, validation_data, test_data))
+
+    # Chainer's own loop, or the fast path: the same model
+    if args.plain:
+        path = PlainPath(model, optimizer, args, device)
+    else:
+        path = fast.FastPath(
+            model, optimizer, recipes.clipped_params(model, args.clip),
+            recipe.clip_timing, args, device)
+    train_data, validation_data, test_data = (path.dataset(d) for d in data)
 
     os.makedirs(args.out, exist_ok=True)
     log = []
     if args.resume:
-        log = read_log(os.path.join(args.out, LOG_FILE), optimizer.epoch)
-
+        log = training_log.read_log(args.out, optimizer.epoch)
     graph_path = os.path.join(args.out, 'graph.dot')
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
 
-    interrupts = Interrupts()
+    # Learning loop
+    interrupts = snapshot.Interrupts()
     try:
         for epoch in range(optimizer.epoch + 1, args.epoch + 1):
             print('epoch', epoch)
             start = time.perf_counter()
-            rate = None
-            if recipe.learning_rate is not None:
-                rate = optimizer.alpha = recipe.learning_rate(
-                    epoch, args.epoch)
+            rate = recipe.learning_rate(epoch, args.epoch)
+            if rate is not None:
+                optimizer.alpha = rate
             seed_epoch(device, args.seed, epoch)
-            batches = interrupts.between(
-                training_batches(train_data, args, epoch, device))
-            loss, accuracy = run_epoch(model, step, batches, len(train_data),
+            batches = interrupts.between(path.batches(train_data, epoch))
+            loss, accuracy = run_epoch(model, path.step, batches,
+                                       len(train_data),
                                        graph_path if epoch == 1 else None)
             optimizer.new_epoch()
             print('train mean loss={}, accuracy={}'.format(
-                port_str(loss), port_str(accuracy)))
+                training_log.port_str(loss), training_log.port_str(accuracy)))
             entry = {'epoch': epoch, 'iteration': optimizer.t,
                      'main/loss': loss, 'main/accuracy': accuracy}
             if rate is not None:
                 entry['lr'] = rate
             if validation_data is not None:
-                report(entry, 'valid', 'validation',
-                       evaluation(model, validation_data, args, device))
-                report(entry, 'test ', 'test',
-                       evaluation(model, test_data, args, device))
+                training_log.report(entry, 'valid', 'validation',
+                                    path.evaluate(validation_data))
+                training_log.report(entry, 'test ', 'test',
+                                    path.evaluate(test_data))
             else:
                 # The port evaluates on the test set and calls it validation.
-                report(entry, 'test ', 'validation',
-                       evaluation(model, test_data, args, device))
+                training_log.report(entry, 'test ', 'validation',
+                                    path.evaluate(test_data))
             elapsed += time.perf_counter() - start
             entry['elapsed_time'] = elapsed
             log.append(entry)
-            if validation_data is not None and best_entry(log) is entry:
-                path = os.path.join(args.out, BEST_MODEL_FILE)
-                safe_npz.save(path, model, saved_recipe)
-                print('lowest validation error so far: saved', path)
-            write_log(log, args.out, args.plot)
+            if (validation_data is not None and
+                    training_log.best_entry(log) is entry):
+                best_path = os.path.join(args.out, BEST_MODEL_FILE)
+                safe_npz.save(best_path, model, saved_recipe)
+                print('lowest validation error so far: saved', best_path)
+            training_log.write_log(log, args.out, args.plot)
             interrupts.check()
     except KeyboardInterrupt:
         if optimizer.t == 0:
@@ -442,15 +268,15 @@ def train(args):
             return 130
         print('interrupted after {} complete epoch(s)'.format(
             optimizer.epoch), file=sys.stderr)
-        save_snapshot(model, optimizer, args.out, saved_recipe)
+        snapshot.save(model, optimizer, args.out, saved_recipe)
         print('resume with: --initmodel {} --resume {}'.format(
-            os.path.join(args.out, MODEL_FILE),
-            os.path.join(args.out, STATE_FILE)), file=sys.stderr)
+            os.path.join(args.out, snapshot.MODEL_FILE),
+            os.path.join(args.out, snapshot.STATE_FILE)), file=sys.stderr)
         return 130
     finally:
         interrupts.restore()
-    save_snapshot(model, optimizer, args.out, saved_recipe)
-    best = best_entry(log)
+    snapshot.save(model, optimizer, args.out, saved_recipe)
+    best = training_log.best_entry(log)
     if best:
         print('lowest validation error {:.2%} at epoch {}: test error '
               '{:.2%} ({})'.format(
@@ -458,26 +284,6 @@ def train(args):
                   1 - best['test/main/accuracy'],
                   os.path.join(args.out, BEST_MODEL_FILE)))
     return 0
-
-
-def report(entry, label, key, result):
-    loss, accuracy = result
-    print('{} mean loss={}, accuracy={}'.format(
-        label, port_str(loss), port_str(accuracy)))
-    entry[key + '/main/loss'] = loss
-    entry[key + '/main/accuracy'] = accuracy
-
-
-def best_entry(log):
-    """The epoch of lowest validation error, where test is apart; on a tie
-    the latest, as the authors' ``val_err <= best_val_err``."""
-    best = None
-    for entry in log:
-        if 'test/main/accuracy' in entry and (
-                best is None or entry['validation/main/accuracy'] >=
-                best['validation/main/accuracy']):
-            best = entry
-    return best
 
 
 def main(argv=None):

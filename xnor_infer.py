@@ -2,7 +2,7 @@
 """Evaluates a trained MnistMLP on the MNIST test set with packed XNOR bits.
 
 Folds the model saved by train_mnist.py, which names its recipe, into
-xnor.PackedMLP, prints its summary, then classifies the 10,000 test images
+packed.PackedMLP, prints its summary, then classifies the 10,000 test images
 with the packed engine and with Chainer's float path, and prints both
 accuracies, their agreement and their times.
 """
@@ -17,11 +17,11 @@ import numpy
 import chainer
 from chainer.dataset import convert
 
-import cli
 import mnist
+import packed
 import recipes
-import safe_npz
-import xnor
+from utils import cli
+from utils import safe_npz
 
 PROG = os.path.basename(sys.argv[0]) or 'xnor_infer.py'
 
@@ -76,12 +76,12 @@ def infer(args):
     safe_npz.load_arrays(arrays, classifier, args.model)
     model = classifier.predictor
     signed = recipe.signed_input
-    packed = xnor.PackedMLP.from_chain(model, signed_input=signed)
+    engine = packed.PackedMLP.from_chain(model, signed_input=signed)
     print('model: {} (--preset {}, {} hidden layers of {} units)'.format(
         args.model, recipe.name, model.n_hidden, n_units))
-    print(packed.summary())
+    print(engine.summary())
     if args.save:
-        packed.save(args.save)
+        engine.save(args.save)
         print('packed model saved to', args.save)
 
     _, test = mnist.get_mnist(args.dataset_dir, signed=signed)
@@ -90,16 +90,16 @@ def infer(args):
         numpy.uint8)
     compat.use_device(device)
     model.to_device(device)
-    packed.to_device(device.xp)
+    engine.to_device(device.xp)
     x, pixels = device.send(x), device.send(pixels)
 
     # The first call of each path compiles kernels and fills caches; the
     # clocks start once the GPU has done that.
-    packed.logits(pixels[:args.batchsize], args.batchsize)
+    engine.logits(pixels[:args.batchsize], args.batchsize)
     chainer_logits(model, x[:args.batchsize], args.batchsize)
     cli.synchronize(device.xp)
     ours, packed_time = timed(
-        lambda: packed.logits(pixels, args.batchsize), device.xp)
+        lambda: engine.logits(pixels, args.batchsize), device.xp)
     theirs, chainer_time = timed(
         lambda: chainer_logits(model, x, args.batchsize), device.xp)
     ours, theirs = (chainer.backend.CpuDevice().send(a)
@@ -123,7 +123,7 @@ def main(argv=None):
     try:
         return infer(args)
     except (cli.UsageError, mnist.MnistError, safe_npz.LoadError,
-            xnor.PackedError) as e:
+            packed.PackedError) as e:
         message = str(e)
     except OSError as e:
         message = 'cannot write {}: {}'.format(args.save, e.strerror or e)

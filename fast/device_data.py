@@ -1,4 +1,5 @@
-"""A dataset held whole on the device, read in slices instead of examples.
+"""A dataset held whole on the device, read in slices instead of examples:
+the fast path's data, for training BinaryNet (arXiv:1602.02830) on MNIST.
 
 Chainer's SerialIterator builds each batch from ``batchsize`` Python tuples
 and ``concat_examples`` copies it to the device; here the images and labels
@@ -11,6 +12,8 @@ import numpy
 
 import chainer
 from chainer.dataset import convert
+
+from utils.training_log import Means
 
 # Images the net takes at once when evaluating. On the CPU 1,000 ran
 # fastest of 100 to 10,000 (the port's and the paper's nets alike: the
@@ -48,21 +51,26 @@ class DeviceDataset(object):
 
 def epoch_order(n, seed, epoch):
     """The permutation ShuffleOrderSampler draws first from a
-    RandomState([seed, epoch]): train_mnist.epoch_iterator's order."""
+    RandomState([seed, epoch]): --plain's order of the epoch."""
     return numpy.random.RandomState([seed, epoch]).permutation(n)
 
 
-def evaluate(model, data, batchsize, means):
-    """Adds each batch's loss and accuracy to ``means``, the predictor run
-    on ``CHUNK`` images at a time (a multiple of ``batchsize``).
+def evaluate(model, data, batchsize, batch_statistics=False):
+    """Mean loss and accuracy over the batches of ``batchsize``, the
+    predictor run on ``CHUNK`` images at a time (a multiple of
+    ``batchsize``), or on each batch with ``batch_statistics``.
 
     In inference mode BatchNormalization normalises each image alone, so the
     outputs do not depend on the chunk; the loss and accuracy are still
     taken over each batch of ``batchsize``, so that the means sum as the
-    batch-by-batch evaluation sums them.
+    batch-by-batch evaluation sums them. With ``batch_statistics``, as the
+    port evaluated, each batch is normalised by its own statistics, which
+    also moves the running averages as training does.
     """
-    chunk = max(batchsize, CHUNK // batchsize * batchsize)
-    with chainer.using_config('train', False), \
+    means = Means()
+    chunk = (batchsize if batch_statistics else
+             max(batchsize, CHUNK // batchsize * batchsize))
+    with chainer.using_config('train', batch_statistics), \
             chainer.using_config('type_check', False), \
             chainer.no_backprop_mode():
         for x, t in data.batches(chunk):
@@ -71,3 +79,4 @@ def evaluate(model, data, batchsize, means):
                 part = slice(start, start + batchsize)
                 means.add(model.lossfun(y[part], t[part]),
                           model.accfun(y[part], t[part]), len(t[part]))
+    return means.result()

@@ -1,4 +1,5 @@
-"""Adam and the weight clipping as one update over all parameters at once.
+"""Adam and BinaryNet's weight clipping (Courbariaux et al.,
+arXiv:1602.02830, Sec. 1.2) as one update over all parameters at once.
 
 Chainer's Adam runs an update rule, and its hooks, for each parameter: a
 dozen small updates per step. Here the parameters and Adam's moments are
@@ -9,8 +10,8 @@ and a clipping), with Chainer's arithmetic, AdamRule's with weight decay 0:
     m += (1 - beta1) (g - m);  v += (1 - beta2) (g^2 - v)
     W -= eta alpha_t m / (sqrt(v) + eps)
 
-then W clipped to [-1, 1] (paper, Sec. 1.2), before the step instead for
-the port (``timing='pre'``, as Chainer v1 ran its hook).
+then W clipped to [-1, 1] by weight_clip.py's clip, before the step instead
+for the port (``timing='pre'``, as Chainer v1 ran its hook).
 """
 import itertools
 
@@ -20,6 +21,8 @@ import numpy
 
 import chainer
 from chainer.backends import cuda
+
+import weight_clip
 
 
 class FlatAdam(object):
@@ -103,7 +106,7 @@ class FlatAdam(object):
             return
         for part, clipped, _ in self.groups:
             if clipped:
-                numpy.clip(self.param[part], -1, 1, out=self.param[part])
+                weight_clip.clip(self.param[part])
 
     def _update_cpu(self):
         hp = self.optimizer.hyperparam
@@ -125,11 +128,12 @@ class FlatAdam(object):
             'T grad, T alpha_t, T one_minus_beta1, T one_minus_beta2, '
             'T eps, T eta, bool clip_before, bool clip_after',
             'T param, T m, T v',
-            '''if (clip_before) param = min(max(param, (T)-1), (T)1);
+            '''if (clip_before) {clip}
                m += one_minus_beta1 * (grad - m);
                v += one_minus_beta2 * (grad * grad - v);
                param -= eta * (alpha_t * m / (sqrt(v) + eps));
-               if (clip_after) param = min(max(param, (T)-1), (T)1);''',
+               if (clip_after) {clip}'''.format(
+                clip=weight_clip.CUDA_CLIP.format('param')),
             'flat_adam')
         alpha_t = self.optimizer.alpha_t
         for part, clipped, eta in self.groups:

@@ -1,8 +1,9 @@
-"""The packed engine's XNOR-popcount kernels for the CPU, compiled by Numba.
+"""The packed engine's XNOR-popcount kernels for the CPU, compiled by Numba
+(Courbariaux et al., arXiv:1602.02830, Sec. 3).
 
-d[i, j] = popcount(a[i] XOR w[j]) on packed rows, a . w = K - 2 d (paper,
-Sec. 3), with XOR, popcount and sum in registers in one pass. The threads
-share tiles of 64 rows of a by 64 rows of w; a tile runs 2 rows of a by 4 of
+d[i, j] = popcount(a[i] XOR w[j]) on packed rows, a . w = K - 2 d, with
+XOR, popcount and sum in registers in one pass. The threads share tiles of
+64 rows of a by 64 rows of w; a tile runs 2 rows of a by 4 of
 w at a time, so that each word loaded serves 2 or 4 popcounts, and LLVM
 vectorises the sum over words (8 words a VPOPCNTQ with AVX-512 VPOPCNTDQ).
 
@@ -16,6 +17,8 @@ import numba
 from numba import prange, types
 from numba.extending import intrinsic
 import numpy
+
+from packed import reference
 
 WORD_BITS = 64
 # Rows of a and of w per tile: 64 w rows of the paper's 4096 bits are 32 KiB,
@@ -191,3 +194,40 @@ def xor_popcount_rate(seconds=0.2):
         if elapsed >= seconds:
             return len(words) * repeat / elapsed * numba.get_num_threads()
         repeat *= 2
+
+
+class CompiledLayers(object):
+
+    """The hidden layers of PackedMLP.arrays as sign_bits takes them, the
+    first on the pixels' bit planes p = sum_b 2^b plane_b.
+
+    For w in {-1, +1} (bits 1 for +1), p . w = 255 popcount(w) - D with
+    D = sum_b 2^b popcount(plane_b XOR w), so S >= t iff
+    not D >= 255 popcount(w) - t + 1.
+    """
+
+    def __init__(self, arrays, n_layers):
+        w = arrays['l1/W']
+        # Rows of whole 16-word steps of the vectorised loop over words
+        # (with AVX-512): 784 bits in 13 words would take its scalar tail.
+        padded = numpy.zeros((len(w), -(-w.shape[1] // 16) * 16), w.dtype)
+        padded[:, :w.shape[1]] = w
+        t = (255 * reference.popcount(w).sum(axis=1, dtype=numpy.int64) -
+             arrays['l1/threshold'] + 1)
+        self.layers = [(padded, t.astype(numpy.int32), ~arrays['l1/flip'])]
+        for k in range(2, n_layers):
+            name = 'l{}/'.format(k)
+            self.layers.append((arrays[name + 'W'], arrays[name + 'threshold'],
+                                arrays[name + 'flip']))
+        self.last = arrays['l{}/W'.format(n_layers)]
+
+    def scores(self, pixels, hidden=None):
+        """The output layer's popcounts for uint8 pixels (M, K); ``hidden``
+        collects each hidden layer's packed bits."""
+        planes = bit_planes(pixels, self.layers[0][0].shape[1])
+        for w, threshold, flip in self.layers:
+            x = sign_bits(planes, w, threshold, flip)
+            if hidden is not None:
+                hidden.append(x)
+            planes = x[None]
+        return xnor_popcount(x, self.last)

@@ -1,229 +1,51 @@
-"""Bit-packed XNOR-popcount inference for a trained MnistMLP.
+"""PackedMLP: a trained MnistMLP as packed sign bits and folded thresholds,
+BinaryNet's run-time form (Courbariaux et al., arXiv:1602.02830, Sec. 3).
 
-With a, w in {-1, +1}^K stored one bit each (1 for +1), the binary product is
-a . w = K - 2 popcount(a XOR w) (paper, Sec. 3): 64 multiply-accumulates per
-XOR and popcount of two uint64 words, and 32x less memory than float32.
-
-A hidden layer's BatchNormalization and sign() fold into one integer
-threshold per unit, so a hidden layer is popcount, compare, packed bits out.
-The first layer multiplies the 8-bit pixels by +-1 weights in float32, which
-is exact: every partial sum is an integer below 2^24. The output layer maps
-its integer scores through its BatchNormalization to logits.
-
-On the CPU, where Numba imports, xnor_cpu's compiled kernels run the layers
-instead, the first on the pixels' bit planes; NumPy's path stays the
-reference, and runs where Numba does not import.
+The math is packed/reference.py's. PackedMLP folds a net once and chooses,
+in ``forward`` alone, the kernels that run it: on the CPU packed/cpu.py's,
+compiled by Numba, where Numba imports (else the NumPy reference); on a GPU
+the 1-bit tensor cores (packed/mma.py) from sm_80 on, else the __popcll
+kernel (packed/cuda.py).
 """
 import functools
+import importlib
 import sys
 import zipfile
 
 import numpy
 
-import xnor_mma
-
-WORD_BITS = 64
-# Beyond any popcount or pixel sum of this package's nets: "always" or
-# "never" for units whose threshold is out of reach.
-_FAR = 2 ** 30
-
-_CUDA_SOURCE = r'''
-extern "C" __global__
-void xnor_popcount(const unsigned long long* __restrict__ A,
-                   const unsigned long long* __restrict__ B,
-                   int* __restrict__ D, int M, int N, int KW)
-{
-    // A block computes a 64 x 64 tile of D, a thread 4 x 4 of its outputs;
-    // the tiles of A and B pass through shared memory TK words at a time.
-    const int TK = 16;
-    __shared__ unsigned long long As[TK][65];
-    __shared__ unsigned long long Bs[TK][65];
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    const int row0 = blockIdx.y * 64, col0 = blockIdx.x * 64;
-    int acc[4][4];
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j)
-            acc[i][j] = 0;
-    for (int k0 = 0; k0 < KW; k0 += TK) {
-        for (int e = threadIdx.x; e < 64 * TK; e += blockDim.x) {
-            const int r = e / TK, k = e % TK, gk = k0 + k;
-            const int ga = row0 + r, gb = col0 + r;
-            // Zero words past the end add popcount(0 ^ 0) = 0.
-            As[k][r] = (ga < M && gk < KW) ? A[(long long)ga * KW + gk] : 0ULL;
-            Bs[k][r] = (gb < N && gk < KW) ? B[(long long)gb * KW + gk] : 0ULL;
-        }
-        __syncthreads();
-        for (int k = 0; k < TK; ++k) {
-            unsigned long long a[4], b[4];
-            for (int i = 0; i < 4; ++i) a[i] = As[k][ty + 16 * i];
-            for (int j = 0; j < 4; ++j) b[j] = Bs[k][tx + 16 * j];
-            for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 4; ++j)
-                    acc[i][j] += __popcll(a[i] ^ b[j]);
-        }
-        __syncthreads();
-    }
-    for (int i = 0; i < 4; ++i) {
-        const int r = row0 + ty + 16 * i;
-        for (int j = 0; j < 4; ++j) {
-            const int c = col0 + tx + 16 * j;
-            if (r < M && c < N) D[(long long)r * N + c] = acc[i][j];
-        }
-    }
-}
-'''
+from packed import cuda
+from packed import mma
+from packed import reference
+from utils import atomic_file
 
 
 class PackedError(ValueError):
     """A packed model file that is missing or not what it claims."""
 
 
-def _xp(a):
-    if isinstance(a, numpy.ndarray):
-        return numpy
-    import cupy
-    return cupy
-
-
-def pack_signs(bits):
-    """Rows of booleans (True for +1) as uint64 words, 64 bits to a word.
-
-    Each row is padded with 0 bits to whole words; a padded bit is 0 in the
-    activations and in the weights alike, so its XOR adds nothing.
-    """
-    xp = _xp(bits)
-    rows, k = bits.shape
-    words = -(-k // WORD_BITS)
-    padded = xp.zeros((rows, words * WORD_BITS), dtype=bool)
-    padded[:, :k] = bits
-    # Packing the flattened rows: CuPy's packbits takes no axis.
-    packed = xp.packbits(padded.ravel(), bitorder='little')
-    return packed.view('<u8').reshape(rows, words)
-
-
-def unpack_signs(words, k):
-    """The inverse of pack_signs: (rows, k) booleans."""
-    xp = _xp(words)
-    bits = xp.unpackbits(words.ravel().view(xp.uint8), bitorder='little')
-    return bits.reshape(len(words), -1)[:, :k].astype(bool)
-
-
-def _popcount_swar(x):
-    """popcount of each uint64, for NumPy < 2, which has no bitwise_count."""
-    m1, m2, m4, h01 = (numpy.uint64(c) for c in (
-        0x5555555555555555, 0x3333333333333333, 0x0f0f0f0f0f0f0f0f,
-        0x0101010101010101))
-    x = x - ((x >> numpy.uint64(1)) & m1)
-    x = (x & m2) + ((x >> numpy.uint64(2)) & m2)
-    x = (x + (x >> numpy.uint64(4))) & m4
-    return ((x * h01) >> numpy.uint64(56)).astype(numpy.uint8)
-
-
-popcount = getattr(numpy, 'bitwise_count', _popcount_swar)
-
-
 @functools.lru_cache(maxsize=None)
 def compiled():
-    """The module xnor_cpu, or None where Numba does not import: then one
+    """The module packed.cpu, or None where Numba does not import: then one
     line says so and the packed engine runs on NumPy."""
     try:
-        import xnor_cpu
+        cpu = importlib.import_module('packed.cpu')
     except ImportError as e:
         print('note: numba is not available ({}); the packed engine uses '
               'NumPy'.format(e), file=sys.stderr)
         return None
-    return xnor_cpu
+    return cpu
 
 
 def xnor_popcount(a, w):
-    """d[i, j] = popcount(a[i] XOR w[j]) for packed rows a (M, KW), w (N, KW).
-
-    a[i] . w[j] = K - 2 d[i, j] for the +-1 vectors the rows hold.
-    """
-    if _xp(a) is not numpy:
-        return _xnor_popcount_gpu(a, w)
-    if compiled() is not None:
-        return compiled().xnor_popcount(a, w)
-    return xnor_popcount_numpy(a, w)
-
-
-def xnor_popcount_numpy(a, w):
-    """xnor_popcount in NumPy: the reference for the compiled kernels."""
-    m, n = len(a), len(w)
-    d = numpy.zeros((m, n), numpy.int32)
-    w_t = numpy.ascontiguousarray(w.T)
-    # Word by word over blocks of rows: the temporaries stay in cache.
-    block = max(1, 2 ** 18 // max(n, 1))
-    for start in range(0, m, block):
-        rows = a[start:start + block]
-        out = d[start:start + block]
-        for k in range(a.shape[1]):
-            out += popcount(rows[:, k, None] ^ w_t[k])
-    return d
-
-
-_kernel = None
-
-
-def _xnor_popcount_gpu(a, w):
-    # The 1-bit tensor cores where the device has them (sm_80 on).
-    if xnor_mma.supported():
-        return xnor_mma.xnor_popcount(a, w)
-    return xnor_popcount_popcll(a, w)
-
-
-def xnor_popcount_popcll(a, w):
-    """xnor_popcount on a GPU by __popcll: before sm_80, and the reference
-    for the tensor-core kernel."""
-    import cupy
-    global _kernel
-    if _kernel is None:
-        _kernel = cupy.RawKernel(_CUDA_SOURCE, 'xnor_popcount')
-    a = cupy.ascontiguousarray(a)
-    w = cupy.ascontiguousarray(w)
-    m, n = len(a), len(w)
-    d = cupy.empty((m, n), cupy.int32)
-    grid = (-(-n // 64), -(-m // 64))
-    _kernel(grid, (256,), (a, w, d, numpy.int32(m), numpy.int32(n),
-                           numpy.int32(a.shape[1])))
-    return d
-
-
-def fold_threshold(alpha, c, bn):
-    """Integer thresholds t and flips f with bst(BN(alpha S + c)) = +1 iff
-    (S >= t) XOR f, for integer S, in BatchNormalization's inference mode.
-
-    BN(a) = gamma (a - mean) / sqrt(var + eps) + beta >= 0 solves, per unit,
-    to S >= r / g (g > 0) or S <= r / g (g < 0) with g = gamma alpha and
-    r = gamma (mean - c) - beta sqrt(var + eps); where g = 0 the unit is
-    constant: +1 iff beta >= 0.
-    """
-    gamma, beta, mean, std = _bn_arrays(bn)
-    g = gamma * alpha
-    r = gamma * (mean - c) - beta * std
-    with numpy.errstate(divide='ignore', invalid='ignore'):
-        bound = numpy.clip(r / numpy.where(g == 0, 1, g), -_FAR, _FAR)
-    threshold = numpy.where(g > 0, numpy.ceil(bound), numpy.floor(bound) + 1)
-    threshold = numpy.where(g == 0, -_FAR, threshold).astype(numpy.int32)
-    flip = numpy.where(g == 0, beta < 0, g < 0)
-    return threshold, flip
-
-
-def fold_affine(alpha, c, bn):
-    """Per class (scale, shift) with BN(alpha S + c) = scale S + shift."""
-    gamma, beta, mean, std = _bn_arrays(bn)
-    return gamma * alpha / std, gamma * (c - mean) / std + beta
-
-
-def _bn_arrays(bn):
-    arrays = (bn.gamma.array, bn.beta.array, bn.avg_mean, bn.avg_var)
-    gamma, beta, mean, var = (numpy.asarray(_to_cpu(a), numpy.float64)
-                              for a in arrays)
-    return gamma, beta, mean, numpy.sqrt(var + bn.eps)
-
-
-def _to_cpu(a):
-    return a if isinstance(a, numpy.ndarray) else a.get()
+    """d[i, j] = popcount(a[i] XOR w[j]) for packed rows a (M, KW), w (N, KW),
+    by the fastest kernel for where a is: a . w = K - 2 d."""
+    if not isinstance(a, numpy.ndarray):
+        # The 1-bit tensor cores where the device has them (sm_80 on).
+        if mma.supported():
+            return mma.xnor_popcount(a, w)
+        return cuda.xnor_popcount(a, w)
+    return (compiled() or reference).xnor_popcount(a, w)
 
 
 class PackedMLP(object):
@@ -244,8 +66,10 @@ class PackedMLP(object):
                             if name.endswith('/W'))
         self.xp = numpy
         self._mma = None
-        self._compiled_layers = None
-        self._unpack_first_layer()
+        self._compiled = None
+        signs = reference.unpack_signs(self.arrays['l1/W'],
+                                       int(self.arrays['l1/in_size']))
+        self._first = numpy.where(signs, 1, -1).astype(numpy.float32).T
 
     @classmethod
     def from_chain(cls, mlp, signed_input=False):
@@ -254,9 +78,10 @@ class PackedMLP(object):
         arrays = {}
         layers = mlp.layers()
         for k, (linear, bn) in enumerate(layers, 1):
-            W = numpy.asarray(_to_cpu(linear.W.array))
+            W = numpy.asarray(reference.to_cpu(linear.W.array))
             b = (numpy.zeros(len(W)) if linear.b is None else
-                 numpy.asarray(_to_cpu(linear.b.array), numpy.float64))
+                 numpy.asarray(reference.to_cpu(linear.b.array),
+                               numpy.float64))
             signs = W >= 0
             if k == 1:
                 # a = scale (p . w) + shift sum(w) + b, with S = p . w.
@@ -266,38 +91,31 @@ class PackedMLP(object):
                 # a = K - 2 popcount(x XOR w) + b, with S = the popcount.
                 alpha, c = -2., W.shape[1] + b
             name = 'l{}/'.format(k)
-            arrays[name + 'W'] = pack_signs(signs)
+            arrays[name + 'W'] = reference.pack_signs(signs)
             arrays[name + 'in_size'] = numpy.array(W.shape[1])
             if k < len(layers):
                 arrays[name + 'threshold'], arrays[name + 'flip'] = \
-                    fold_threshold(alpha, c, bn)
+                    reference.fold_threshold(alpha, c, bn)
             else:
-                scale_out, shift_out = fold_affine(alpha, c, bn)
+                scale_out, shift_out = reference.fold_affine(alpha, c, bn)
                 arrays[name + 'scale'] = scale_out.astype(numpy.float32)
                 arrays[name + 'shift'] = shift_out.astype(numpy.float32)
         return cls(arrays)
-
-    def _unpack_first_layer(self):
-        signs = unpack_signs(self.arrays['l1/W'],
-                             int(self.arrays['l1/in_size']))
-        self._first = self.xp.asarray(
-            numpy.where(signs, 1, -1).astype(numpy.float32).T)
 
     def to_device(self, xp):
         """Moves the arrays to ``xp`` (numpy or cupy)."""
         self.arrays = {k: xp.asarray(v) for k, v in self.arrays.items()}
         self.xp = xp
         self._first = xp.asarray(self._first)
-        self._mma = (xnor_mma.TensorCoreMLP(self.arrays, self.n_layers)
+        self._mma = (mma.TensorCoreMLP(self.arrays, self.n_layers)
                      if xp is not numpy and self.n_layers > 1 and
-                     xnor_mma.supported() else None)
+                     mma.supported() else None)
         return self
 
     def save(self, path):
-        import atomic_file
         with atomic_file.open_for_write(path) as f:
             numpy.savez_compressed(
-                f, **{k: _to_cpu(v) for k, v in self.arrays.items()})
+                f, **{k: reference.to_cpu(v) for k, v in self.arrays.items()})
 
     @classmethod
     def load(cls, path):
@@ -317,67 +135,22 @@ class PackedMLP(object):
         """
         kernels = compiled() if self.xp is numpy else None
         if kernels is not None and self.n_layers > 1:
-            s = self._scores_compiled(kernels, pixels, hidden)
+            if self._compiled is None:
+                self._compiled = kernels.CompiledLayers(self.arrays,
+                                                        self.n_layers)
+            s = self._compiled.scores(pixels, hidden)
         elif self._mma is not None:
-            s = self._mma.scores(self._first_sums(pixels), hidden)
+            s = self._mma.scores(reference.first_sums(pixels, self._first),
+                                 hidden)
         else:
-            s = self._scores(pixels, hidden)
+            s = reference.scores(
+                self.arrays, self.n_layers,
+                reference.first_sums(pixels, self._first), xnor_popcount,
+                hidden)
         name = 'l{}/'.format(self.n_layers)
         # Exact: the scores are integers below 2^24.
         return (s.astype(numpy.float32) * self.arrays[name + 'scale'] +
                 self.arrays[name + 'shift'])
-
-    def _first_sums(self, pixels):
-        """The first layer's sums of +-pixels, exact in float32."""
-        return self.xp.asarray(pixels, numpy.float32).dot(self._first)
-
-    def _scores(self, pixels, hidden):
-        s = self._first_sums(pixels).astype(numpy.int32)
-        for k in range(1, self.n_layers):
-            name = 'l{}/'.format(k)
-            bits = ((s >= self.arrays[name + 'threshold']) ^
-                    self.arrays[name + 'flip'])
-            x = pack_signs(bits)
-            if hidden is not None:
-                hidden.append(x)
-            s = xnor_popcount(x, self.arrays['l{}/W'.format(k + 1)])
-        return s
-
-    def _scores_compiled(self, kernels, pixels, hidden):
-        if self._compiled_layers is None:
-            self._compiled_layers = self._fold_bit_planes()
-        planes = kernels.bit_planes(pixels,
-                                    self._compiled_layers[0][0].shape[1])
-        for w, threshold, flip in self._compiled_layers:
-            x = kernels.sign_bits(planes, w, threshold, flip)
-            if hidden is not None:
-                hidden.append(x)
-            planes = x[None]
-        return kernels.xnor_popcount(
-            x, self.arrays['l{}/W'.format(self.n_layers)])
-
-    def _fold_bit_planes(self):
-        """The hidden layers as xnor_cpu.sign_bits takes them, the first on
-        the pixels' bit planes p = sum_b 2^b plane_b.
-
-        For w in {-1, +1} (bits 1 for +1), p . w = 255 popcount(w) - D with
-        D = sum_b 2^b popcount(plane_b XOR w), so S >= t iff
-        not D >= 255 popcount(w) - t + 1.
-        """
-        w = self.arrays['l1/W']
-        # Rows of whole 16-word steps of the vectorised loop over words
-        # (with AVX-512): 784 bits in 13 words would take its scalar tail.
-        padded = numpy.zeros((len(w), -(-w.shape[1] // 16) * 16), w.dtype)
-        padded[:, :w.shape[1]] = w
-        t = (255 * popcount(w).sum(axis=1, dtype=numpy.int64) -
-             self.arrays['l1/threshold'] + 1)
-        layers = [(padded, t.astype(numpy.int32), ~self.arrays['l1/flip'])]
-        for k in range(2, self.n_layers):
-            name = 'l{}/'.format(k)
-            layers.append((self.arrays[name + 'W'],
-                           self.arrays[name + 'threshold'],
-                           self.arrays[name + 'flip']))
-        return layers
 
     def logits(self, pixels, batchsize=10000):
         """forward(), ``batchsize`` images at a time."""

@@ -1,4 +1,5 @@
-"""Binary products on the 1-bit tensor cores of sm_80 and later GPUs.
+"""The packed engine on the 1-bit tensor cores of sm_80 and later GPUs
+(Courbariaux et al., arXiv:1602.02830, Sec. 3).
 
 mma.sync.m16n8k256.b1 with .and.popc gives P = popcount(a AND w), and
 popcount(a XOR w) = popcount(a) + popcount(w) - 2 P: the row counts of W

@@ -9,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import cli  # noqa: E402
+from utils import cli  # noqa: E402
 import mnist  # noqa: E402
 
 N_TRAIN, N_TEST = 10000, 1000

@@ -132,7 +132,7 @@ def test_learning_rate_follows_the_authors_decay():
     assert rates[-1] == pytest.approx(3e-7, rel=1e-9)
     ratios = numpy.array(rates[1:]) / rates[:-1]
     numpy.testing.assert_allclose(ratios, 1e-4 ** (1 / 50), rtol=1e-9)
-    assert recipes.Port.learning_rate is None
+    assert recipes.Port.learning_rate(1, 20) is None
 
 
 def test_paper_split_is_the_last_sixth_of_the_training_set(data_slice):

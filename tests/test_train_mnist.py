@@ -14,9 +14,11 @@ import chainer
 import chainer.links as L
 
 from conftest import N_TRAIN, ROOT, gpu_usable
+import fast
 from net import MnistMLP
-import safe_npz
 import train_mnist
+from utils import safe_npz
+from utils import training_log
 
 SCRIPT = os.path.join(ROOT, 'train_mnist.py')
 
@@ -72,6 +74,17 @@ def test_plots_are_drawn(data_slice, tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
+def interrupted_at(batches, epoch, index):
+    """A path's ``batches`` method that sends a Ctrl-C before batch
+    ``index`` of ``epoch``."""
+    def interrupted(self, data, current):
+        for i, batch in enumerate(batches(self, data, current)):
+            if (current, i) == (epoch, index):
+                os.kill(os.getpid(), signal.SIGINT)
+            yield batch
+    return interrupted
+
+
 def arrays(path):
     with numpy.load(path, allow_pickle=False) as npz:
         return {key: npz[key] for key in npz.files}
@@ -111,19 +124,11 @@ def test_initmodel_starts_from_the_saved_weights(data_slice, two_epochs,
 @pytest.mark.parametrize('flags', [[], ['--plain']])
 def test_ctrl_c_leaves_a_resumable_snapshot(data_slice, tmp_path,
                                             monkeypatch, capsys, flags):
-    training_batches = train_mnist.training_batches
-
-    def interrupted_in_epoch_2(dataset, args, epoch, device):
-        batches = training_batches(dataset, args, epoch, device)
-        for i, batch in enumerate(batches):
-            # Epoch 1 is 100 batches: Ctrl-C before the 5th of epoch 2,
-            # which is taken before its step.
-            if (epoch, i) == (2, 4):
-                os.kill(os.getpid(), signal.SIGINT)
-            yield batch
-
-    monkeypatch.setattr(train_mnist, 'training_batches',
-                        interrupted_in_epoch_2)
+    # Epoch 1 is 100 batches: Ctrl-C before the 5th of epoch 2, which is
+    # taken before its step.
+    for path in (train_mnist.PlainPath, fast.FastPath):
+        monkeypatch.setattr(path, 'batches', interrupted_at(
+            path.batches, 2, 4))
     assert run(data_slice, tmp_path, '--epoch', '3', *flags) == 130
     assert 'interrupted after 1 complete epoch(s)' in capsys.readouterr().err
     optimizer = chainer.optimizers.Adam()
@@ -139,16 +144,16 @@ def test_ctrl_c_leaves_a_resumable_snapshot(data_slice, tmp_path,
 
 def test_ctrl_c_in_an_evaluation_waits_for_the_epochs_log(
         data_slice, tmp_path, monkeypatch, capsys):
-    evaluation = train_mnist.evaluation
+    evaluate = fast.FastPath.evaluate
     calls = []
 
     def interrupted_in_epoch_2(*args):
         calls.append(1)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGINT)
-        return evaluation(*args)
+        return evaluate(*args)
 
-    monkeypatch.setattr(train_mnist, 'evaluation', interrupted_in_epoch_2)
+    monkeypatch.setattr(fast.FastPath, 'evaluate', interrupted_in_epoch_2)
     assert run(data_slice, tmp_path, '--epoch', '3') == 130
     assert 'interrupted after 2 complete epoch(s)' in capsys.readouterr().err
     assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2]
@@ -181,21 +186,13 @@ def test_presets_fill_only_the_flags_not_given():
     assert (mixed.epoch, mixed.unit, mixed.clip) == (5, 8, 'all')
 
 
-def test_printed_numbers_are_python_2s_str_of_a_float():
-    assert train_mnist.port_str(0.57386117875576019) == '0.573861178756'
-    assert train_mnist.port_str(0.92756666926) == '0.92756666926'
-    assert train_mnist.port_str(1.0) == '1.0'
-    assert train_mnist.port_str(0.5) == '0.5'
-    assert train_mnist.port_str(1e-13) == '1e-13'
-
-
 class ScriptedSteps(object):
-    """A model and optimizer whose losses and accuracies come from a list."""
+    """A model and step whose losses and accuracies come from a list."""
 
     def __init__(self, values):
         self.values = iter(values)
 
-    def update(self, model, x, t):
+    def __call__(self, x, t):
         value = next(self.values)
         self.loss = self.accuracy = chainer.Variable(
             numpy.array(value, numpy.float32))
@@ -338,15 +335,6 @@ def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path,
         e['lr'] for e in read_log(straight)]
 
 
-def test_best_entry_is_the_latest_of_highest_validation_accuracy():
-    log = [{'epoch': e, 'validation/main/accuracy': a,
-            'test/main/accuracy': 0.5}
-           for e, a in ((1, 0.9), (2, 0.95), (3, 0.93), (4, 0.95), (5, .9))]
-    assert train_mnist.best_entry(log)['epoch'] == 4
-    assert train_mnist.best_entry([{'epoch': 1,
-                                    'validation/main/accuracy': 1}]) is None
-
-
 def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
                                                    capsys, monkeypatch):
     saved = []
@@ -365,7 +353,7 @@ def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
     log = read_log(tmp_path)
     assert [e['lr'] for e in log] == pytest.approx(
         [3e-3, 1.3925e-4, 6.4633e-6], rel=1e-4)
-    best = train_mnist.best_entry(log)
+    best = training_log.best_entry(log)
     assert out.rstrip().endswith(
         'lowest validation error {:.2%} at epoch {}: test error {:.2%} '
         '({})'.format(1 - best['validation/main/accuracy'], best['epoch'],

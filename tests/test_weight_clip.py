@@ -45,11 +45,11 @@ def test_update_rule_hook_clips_that_parameter_alone():
 
 
 def test_bounds_are_kept_and_inner_values_untouched():
-    param = chainer.Parameter(numpy.array([-3., -0.5, 0., 0.2, 0.9, 3.],
-                                          numpy.float32))
-    WeightClip(-0.4, 0.8)(None, param)
+    param = chainer.Parameter(numpy.array(
+        [-3., -1., -0.5, 0., 0.2, 0.9, 1., 3.], numpy.float32))
+    WeightClip()(None, param)
     numpy.testing.assert_array_equal(param.array, numpy.array(
-        [-0.4, -0.4, 0., 0.2, 0.8, 0.8], numpy.float32))
+        [-1., -1., -0.5, 0., 0.2, 0.9, 1., 1.], numpy.float32))
 
 
 def test_uninitialized_parameter_is_skipped():

@@ -10,9 +10,9 @@ import chainer.links as L
 
 from conftest import ROOT, gpu_usable, record_clock
 from net import MnistMLP
-import safe_npz
+from utils import safe_npz
 import train_mnist
-import xnor
+import packed
 import xnor_infer
 
 SCRIPT = os.path.join(ROOT, 'xnor_infer.py')
@@ -42,7 +42,7 @@ def test_packed_path_agrees_on_all_10000_test_images(trained, tmp_path,
     assert agreement.group(1, 2) == ('10000', '10000')
     assert float(agreement.group(3)) < 1e-4
     assert '1-bit params' in out and 'total' in out
-    assert xnor.PackedMLP.load(str(packed_path)).n_layers == 3
+    assert packed.PackedMLP.load(str(packed_path)).n_layers == 3
 
 
 def test_paper_preset_net_with_signed_inputs_agrees(data_slice, tmp_path,

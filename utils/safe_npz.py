@@ -20,7 +20,7 @@ import numpy
 import chainer
 from chainer import serializers
 
-import atomic_file
+from utils import atomic_file
 
 
 class LoadError(ValueError):

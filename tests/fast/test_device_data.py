@@ -1,3 +1,5 @@
+import types
+
 import numpy
 import pytest
 
@@ -5,9 +7,16 @@ import chainer
 from chainer.backends import cuda
 from chainer.dataset import convert
 
-import device_data
+from fast import device_data
 import recipes
 import train_mnist
+
+
+def plain_path(batchsize, seed=0, eval_bn='population'):
+    """train_mnist.PlainPath on the CPU, with the flags it reads."""
+    args = types.SimpleNamespace(batchsize=batchsize, seed=seed,
+                                 eval_bn=eval_bn)
+    return train_mnist.PlainPath(None, None, args, None)
 
 
 def datasets(data_slice):
@@ -22,11 +31,10 @@ def test_batches_are_the_iterators_to_the_last_short_one(data_slice, which):
     assert len(held) == len(dataset)
     order = device_data.epoch_order(len(held), 3, 7)
     sliced = list(held.batches(300, order))
-    iterated = list(train_mnist.epoch_iterator(dataset, 300, 3, 7))
+    iterated = list(plain_path(300, seed=3).batches(dataset, 7))
     assert len(sliced) == len(iterated) == -(-len(dataset) // 300)
     assert len(sliced[-1][1]) == len(dataset) % 300
-    for (x, t), batch in zip(sliced, iterated):
-        x_expected, t_expected = convert.concat_examples(batch)
+    for (x, t), (x_expected, t_expected) in zip(sliced, iterated):
         numpy.testing.assert_array_equal(x, x_expected)
         numpy.testing.assert_array_equal(t, t_expected)
         assert (x.dtype, t.dtype) == (numpy.float32, numpy.int32)
@@ -48,11 +56,11 @@ def test_no_order_reads_the_dataset_as_it_is(data_slice):
     numpy.testing.assert_array_equal(t, t_expected)
 
 
-def batch_by_batch(model, dataset, batchsize):
-    iterator = chainer.iterators.SerialIterator(dataset, batchsize,
-                                                repeat=False, shuffle=False)
-    return train_mnist.evaluate(
-        model, train_mnist.iterator_batches(iterator, None), False)
+def signed(dataset):
+    """``dataset`` with its images as +-1: every product of the first
+    layer exact, so that no summation order moves a result."""
+    x, t = convert.concat_examples(dataset[:])
+    return chainer.datasets.TupleDataset(numpy.sign(x - 0.5), t)
 
 
 @pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])
@@ -63,25 +71,24 @@ def test_chunks_give_the_batch_by_batch_means(data_slice, recipe, signs,
     model = recipe.model(32)
     _, _, test = recipe.data(data_slice)
     if signs:
-        x, t = convert.concat_examples(test[:])
-        test = chainer.datasets.TupleDataset(numpy.sign(x - 0.5), t)
+        test = signed(test)
     held = device_data.DeviceDataset(test, chainer.get_device('@numpy'))
     # Chunks of 2 x 70 images: 7 of them, then 20 images in 1 batch.
     monkeypatch.setattr(device_data, 'CHUNK', 150)
-    means = train_mnist.Means()
-    device_data.evaluate(model, held, 70, means)
-    assert means.count == 1000
-    expected = batch_by_batch(model, test, 70)
+    result = device_data.evaluate(model, held, 70)
+    path = plain_path(70)
+    path.model = model
+    expected = path.evaluate(test)
     if signs:
         # Products of +-1 are exact in any order: the same batches' means,
         # summed in the same order, equal to the last bit.
-        assert means.result() == expected
+        assert result == expected
     else:
         # The BLAS sums the first layer's products in an order that depends
         # on the number of rows: a pre-activation within rounding of its
         # threshold can flip sign, and move a few images' results.
         (loss, accuracy), (expected_loss, expected_accuracy) = (
-            means.result(), expected)
+            result, expected)
         assert loss == pytest.approx(expected_loss, rel=1e-3)
         assert abs(accuracy - expected_accuracy) <= 3 / 1000
 
@@ -91,6 +98,7 @@ def test_gpu_batches_and_means_agree_with_the_cpus(data_slice):
     numpy.random.seed(0)
     model = recipes.Port.model(32)
     train, _, test = recipes.Port.data(data_slice)
+    test = signed(test)
     results = []
     for device in map(chainer.get_device, ('@numpy', '@cupy:0')):
         model.to_device(device)
@@ -98,12 +106,14 @@ def test_gpu_batches_and_means_agree_with_the_cpus(data_slice):
         x, t = list(held.batches(300, device_data.epoch_order(
             len(held), 0, 1)))[-1]
         assert isinstance(x, device.xp.ndarray)
-        means = train_mnist.Means()
-        device_data.evaluate(model, device_data.DeviceDataset(test, device),
-                             100, means)
-        results.append((cuda.to_cpu(x), cuda.to_cpu(t), means.result()))
+        means = device_data.evaluate(
+            model, device_data.DeviceDataset(test, device), 100)
+        results.append((cuda.to_cpu(x), cuda.to_cpu(t), means))
     (x_cpu, t_cpu, cpu), (x_gpu, t_gpu, gpu) = results
     numpy.testing.assert_array_equal(x_gpu, x_cpu)
     numpy.testing.assert_array_equal(t_gpu, t_cpu)
-    # cuBLAS may sum the first layer's products in another order.
-    numpy.testing.assert_allclose(gpu, cpu, rtol=1e-5)
+    # The +-1 images make every pre-activation exact on both, so every
+    # sign and prediction agrees; the loss's float32 arithmetic may round
+    # otherwise (a fused multiply-add on the GPU).
+    assert gpu[1] == cpu[1]
+    assert gpu[0] == pytest.approx(cpu[0], rel=1e-6)

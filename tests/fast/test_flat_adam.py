@@ -4,7 +4,7 @@ import pytest
 import chainer
 from chainer.backends import cuda
 
-from flat_adam import FlatAdam
+from fast.flat_adam import FlatAdam
 import recipes
 
 

@@ -4,73 +4,11 @@ import sys
 import numpy
 import pytest
 
-import chainer
-
 from conftest import ROOT
 from net import MnistMLP
-import xnor
-
-
-def random_bits(rows, k, seed=0):
-    return numpy.random.RandomState(seed).rand(rows, k) < 0.5
-
-
-@pytest.mark.parametrize('k', [1, 63, 64, 65, 130, 784])
-def test_pack_unpack_round_trip_with_zero_padding(k):
-    bits = random_bits(5, k)
-    words = xnor.pack_signs(bits)
-    assert words.dtype == numpy.uint64 and words.shape == (5, -(-k // 64))
-    numpy.testing.assert_array_equal(xnor.unpack_signs(words, k), bits)
-    assert xnor.popcount(words).sum() == bits.sum()
-
-
-def test_popcount_without_bitwise_count_is_right():
-    rng = numpy.random.RandomState(0)
-    words = rng.randint(0, 2 ** 63, 1000, dtype=numpy.int64).view(
-        numpy.uint64) * numpy.uint64(2) + rng.randint(0, 2, 1000).astype(
-        numpy.uint64)
-    words[:3] = [0, 2 ** 64 - 1, 2 ** 63]
-    expected = [bin(int(w)).count('1') for w in words]
-    numpy.testing.assert_array_equal(xnor._popcount_swar(words), expected)
-    numpy.testing.assert_array_equal(xnor.popcount(words), expected)
-
-
-@pytest.mark.parametrize('m,n,k', [(1, 1, 1), (7, 5, 63), (3, 9, 64),
-                                   (10, 4, 65), (33, 70, 1001)])
-def test_xnor_popcount_is_the_plus_minus_one_product(m, n, k):
-    a, w = random_bits(m, k, 1), random_bits(n, k, 2)
-    plus_minus = [numpy.where(b, 1., -1.) for b in (a, w)]
-    for product in (xnor.xnor_popcount, xnor.xnor_popcount_numpy):
-        d = product(xnor.pack_signs(a), xnor.pack_signs(w))
-        assert d.dtype == numpy.int32
-        numpy.testing.assert_array_equal(
-            k - 2 * d, plus_minus[0].dot(plus_minus[1].T))
-
-
-class FakeBN(object):
-    def __init__(self, gamma, beta, mean, var, eps=2e-5):
-        self.gamma = chainer.Parameter(gamma)
-        self.beta = chainer.Parameter(beta)
-        self.avg_mean, self.avg_var, self.eps = mean, var, eps
-
-
-@pytest.mark.parametrize('alpha,c_scale', [(-2., 30.), (1 / 255, 5.),
-                                           (2 / 255, 1.)])
-def test_fold_threshold_agrees_with_bn_then_sign_for_every_s(alpha, c_scale):
-    rng = numpy.random.RandomState(0)
-    n = 60
-    gamma = rng.normal(size=n)
-    gamma[:10] = 0
-    gamma[10:20] = -abs(gamma[10:20])
-    bn = FakeBN(gamma, rng.normal(size=n), rng.normal(size=n) * c_scale,
-                rng.uniform(0.5, 2, n) * c_scale ** 2)
-    c = rng.normal(size=n) * c_scale
-    threshold, flip = xnor.fold_threshold(alpha, c, bn)
-    s = numpy.arange(-3000, 3001)[:, None]
-    a = alpha * s + c
-    y = (gamma * (a - bn.avg_mean) / numpy.sqrt(bn.avg_var + bn.eps) +
-         bn.beta.array)
-    numpy.testing.assert_array_equal((s >= threshold) ^ flip, y >= 0)
+import packed
+from packed import reference
+from test_reference import random_bits
 
 
 def random_net(n_units, n_hidden, seed):
@@ -92,7 +30,7 @@ def random_net(n_units, n_hidden, seed):
     return mlp
 
 
-def reference(mlp, pixels, signed_input):
+def float64_forward(mlp, pixels, signed_input):
     """The net's inference in float64: each hidden layer's bits, logits."""
     x = pixels / 255.
     if signed_input:
@@ -117,15 +55,16 @@ def test_packed_net_is_the_float_net(n_units, n_hidden, signed_input):
     mlp = random_net(n_units, n_hidden, seed=n_units)
     pixels = numpy.random.RandomState(1).randint(0, 256, (40, 784)).astype(
         numpy.uint8)
-    packed = xnor.PackedMLP.from_chain(mlp, signed_input)
+    engine = packed.PackedMLP.from_chain(mlp, signed_input)
     hidden = []
-    logits = packed.forward(pixels, hidden)
-    expected_bits, expected_logits = reference(mlp, pixels, signed_input)
+    logits = engine.forward(pixels, hidden)
+    expected_bits, expected_logits = float64_forward(mlp, pixels, signed_input)
     assert len(hidden) == n_hidden
     for k, (words, bits) in enumerate(zip(hidden, expected_bits), 1):
         assert 0.05 < bits.mean() < 0.95
         numpy.testing.assert_array_equal(
-            xnor.unpack_signs(words, n_units), bits, err_msg='layer %d' % k)
+            reference.unpack_signs(words, n_units), bits,
+            err_msg='layer %d' % k)
     assert logits.dtype == numpy.float32
     numpy.testing.assert_allclose(logits, expected_logits, rtol=1e-5,
                                   atol=1e-4)
@@ -138,13 +77,13 @@ def test_compiled_path_is_the_numpy_path_bit_for_bit(n_units, n_hidden,
     mlp = random_net(n_units, n_hidden, seed=n_units + 1)
     pixels = numpy.random.RandomState(2).randint(0, 256, (131, 784)).astype(
         numpy.uint8)
-    packed = xnor.PackedMLP.from_chain(mlp)
-    assert xnor.compiled() is not None
+    engine = packed.PackedMLP.from_chain(mlp)
+    assert packed.compiled() is not None
     compiled_hidden = []
-    logits = packed.forward(pixels, compiled_hidden)
-    monkeypatch.setattr(xnor, 'compiled', lambda: None)
+    logits = engine.forward(pixels, compiled_hidden)
+    monkeypatch.setattr(packed.mlp, 'compiled', lambda: None)
     numpy_hidden = []
-    expected = packed.forward(pixels, numpy_hidden)
+    expected = engine.forward(pixels, numpy_hidden)
     assert len(compiled_hidden) == len(numpy_hidden) == n_hidden
     for k, (c, e) in enumerate(zip(compiled_hidden, numpy_hidden), 1):
         numpy.testing.assert_array_equal(c, e, err_msg='layer %d' % k)
@@ -155,17 +94,17 @@ def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
     mlp = random_net(65, 2, seed=4)
     pixels = numpy.random.RandomState(3).randint(0, 256, (20, 784)).astype(
         numpy.uint8)
-    expected = xnor.PackedMLP.from_chain(mlp).forward(pixels)
+    expected = packed.PackedMLP.from_chain(mlp).forward(pixels)
     monkeypatch.setitem(sys.modules, 'numba', None)
-    monkeypatch.delitem(sys.modules, 'xnor_cpu')
-    xnor.compiled.cache_clear()
+    monkeypatch.delitem(sys.modules, 'packed.cpu')
+    packed.compiled.cache_clear()
     try:
-        packed = xnor.PackedMLP.from_chain(mlp)
-        logits = [packed.forward(pixels) for _ in range(2)]
-        assert xnor.compiled() is None
+        engine = packed.PackedMLP.from_chain(mlp)
+        logits = [engine.forward(pixels) for _ in range(2)]
+        assert packed.compiled() is None
     finally:
         monkeypatch.undo()
-        xnor.compiled.cache_clear()
+        packed.compiled.cache_clear()
     for result in logits:
         numpy.testing.assert_array_equal(result, expected)
     err = capsys.readouterr().err.splitlines()
@@ -174,9 +113,9 @@ def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
     assert err[0].endswith('); the packed engine uses NumPy')
 
 
-def test_importing_xnor_imports_no_numba():
+def test_importing_packed_imports_no_numba():
     # Training and the GPU path never pay Numba's import.
-    code = ('import sys; sys.path.insert(0, {!r}); import xnor; '
+    code = ('import sys; sys.path.insert(0, {!r}); import packed; '
             'print("numba" in sys.modules)'.format(ROOT))
     out = subprocess.run([sys.executable, '-c', code], check=True,
                          stdout=subprocess.PIPE, universal_newlines=True)
@@ -185,17 +124,17 @@ def test_importing_xnor_imports_no_numba():
 
 def test_save_load_without_pickle_and_summary(tmp_path):
     mlp = random_net(1000, 2, seed=0)
-    packed = xnor.PackedMLP.from_chain(mlp)
+    engine = packed.PackedMLP.from_chain(mlp)
     path = str(tmp_path / 'packed.npz')
-    packed.save(path)
+    engine.save(path)
     with numpy.load(path, allow_pickle=False) as npz:
         assert all(npz[name].dtype != object for name in npz.files)
-    loaded = xnor.PackedMLP.load(path)
+    loaded = packed.PackedMLP.load(path)
     pixels = numpy.random.RandomState(0).randint(0, 256, (20, 784)).astype(
         numpy.uint8)
     numpy.testing.assert_array_equal(loaded.forward(pixels),
-                                     packed.forward(pixels))
-    lines = packed.summary().splitlines()
+                                     engine.forward(pixels))
+    lines = engine.summary().splitlines()
     rows = {line.split()[0]: line.split() for line in lines[2:]
             if line[0] != '-'}
     assert set(rows) == {'l1', 'l2', 'l3', 'total'}
@@ -209,24 +148,24 @@ def test_save_load_without_pickle_and_summary(tmp_path):
 def test_corrupt_packed_file_is_refused(tmp_path):
     path = tmp_path / 'bad.npz'
     path.write_bytes(b'not an npz')
-    with pytest.raises(xnor.PackedError, match='bad.npz'):
-        xnor.PackedMLP.load(str(path))
+    with pytest.raises(packed.PackedError, match='bad.npz'):
+        packed.PackedMLP.load(str(path))
 
 
 @pytest.mark.gpu
 def test_gpu_kernel_and_model_match_the_cpu():
     import cupy
     for m, n, k in [(1, 1, 1), (70, 130, 65), (200, 1001, 4096)]:
-        a = xnor.pack_signs(random_bits(m, k, 1))
-        w = xnor.pack_signs(random_bits(n, k, 2))
+        a = reference.pack_signs(random_bits(m, k, 1))
+        w = reference.pack_signs(random_bits(n, k, 2))
         numpy.testing.assert_array_equal(
-            xnor.xnor_popcount(cupy.asarray(a), cupy.asarray(w)).get(),
-            xnor.xnor_popcount(a, w))
+            packed.xnor_popcount(cupy.asarray(a), cupy.asarray(w)).get(),
+            packed.xnor_popcount(a, w))
     mlp = random_net(1001, 3, seed=3)
     pixels = numpy.random.RandomState(1).randint(0, 256, (300, 784)).astype(
         numpy.uint8)
-    cpu = xnor.PackedMLP.from_chain(mlp)
-    gpu = xnor.PackedMLP.from_chain(mlp).to_device(cupy)
+    cpu = packed.PackedMLP.from_chain(mlp)
+    gpu = packed.PackedMLP.from_chain(mlp).to_device(cupy)
     cpu_hidden, gpu_hidden = [], []
     expected = cpu.forward(pixels, cpu_hidden)
     logits = gpu.forward(cupy.asarray(pixels), gpu_hidden)

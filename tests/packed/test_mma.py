@@ -1,4 +1,4 @@
-"""xnor_mma's kernels: compiled by NVRTC where CuPy is, run on a GPU where
+"""packed.mma's kernels: compiled by NVRTC where CuPy is, run on a GPU where
 one is, and everywhere emulated in NumPy from the same formulas."""
 import re
 import sys
@@ -7,18 +7,22 @@ import types
 import numpy
 import pytest
 
-from test_xnor import random_bits, random_net
-import xnor
-import xnor_mma
-from xnor_mma import (BLOCK_M, BLOCK_N, COPIES, ROW_BYTES, ROW_THREADS,
-                      STAGES, STEP_WORDS, THREADS, WARPS)
+from test_mlp import random_net
+from test_reference import random_bits
+import packed
+from packed import cuda
+from packed import mma
+from packed import reference
+from packed.mma import (BLOCK_M, BLOCK_N, COPIES, ROW_BYTES,
+                        ROW_THREADS, STAGES, STEP_WORDS, THREADS, WARPS)
 
-F = xnor_mma.index
+F = mma.index
 LANE = numpy.arange(32)
 
 
 def popcount32(x):
-    return xnor.popcount(numpy.asarray(x, numpy.uint32).astype(numpy.uint64))
+    return reference.popcount(
+        numpy.asarray(x, numpy.uint32).astype(numpy.uint64))
 
 
 def ldmatrix4(tile, address):
@@ -135,11 +139,11 @@ def and_popcount_tile(A, W, M, N, KW, bx, by, early):
 
 class Emulator(dict):
 
-    """xnor_mma.kernels() in NumPy: name -> kernel(grid, block, args)."""
+    """mma.kernels() in NumPy: name -> kernel(grid, block, args)."""
 
     def __init__(self, early=False):
         super().__init__((name, getattr(self, name))
-                         for name in xnor_mma.KERNELS)
+                         for name in mma.KERNELS)
         self.early = early
 
     def tiles(self, grid, block, A, W, M, N, KW):
@@ -242,7 +246,7 @@ class Emulator(dict):
         X, counts, M, KW = args
         X = X.ravel()
         for r in self.rows_of_warps(grid, block, M):
-            n = numpy.array([xnor.popcount(X[r * KW + k:(r + 1) * KW:32])
+            n = numpy.array([reference.popcount(X[r * KW + k:(r + 1) * KW:32])
                              .sum() for k in LANE], numpy.int64)
             for d in (16, 8, 4, 2, 1):
                 n = n + n[LANE ^ d]
@@ -252,14 +256,14 @@ class Emulator(dict):
 @pytest.fixture
 def emulated(monkeypatch):
     def use(early=False):
-        monkeypatch.setattr(xnor_mma, 'kernels', lambda: Emulator(early))
+        monkeypatch.setattr(mma, 'kernels', lambda: Emulator(early))
     use()
     return use
 
 
 def test_every_formula_is_in_the_kernels():
-    for name in xnor_mma.FORMULAS:
-        calls = re.findall(r'\b{}\('.format(name), xnor_mma.CUDA_SOURCE)
+    for name in mma.FORMULAS:
+        calls = re.findall(r'\b{}\('.format(name), mma.CUDA_SOURCE)
         assert len(calls) >= 2, name
 
 
@@ -286,12 +290,12 @@ def test_tile_layout():
 
 
 def test_rows_are_padded_to_256_bits_with_zeros():
-    words = xnor.pack_signs(random_bits(5, 784))
-    padded = xnor_mma.pad_rows(words)
+    words = reference.pack_signs(random_bits(5, 784))
+    padded = mma.pad_rows(words)
     assert words.shape == (5, 13) and padded.shape == (5, 16)
     numpy.testing.assert_array_equal(padded[:, :13], words)
     assert not padded[:, 13:].any()
-    assert xnor_mma.padded_words(1) == 4 and xnor_mma.padded_words(257) == 8
+    assert mma.padded_words(1) == 4 and mma.padded_words(257) == 8
 
 
 @pytest.mark.parametrize('m,n,k,early', [
@@ -299,27 +303,27 @@ def test_rows_are_padded_to_256_bits_with_zeros():
     (129, 260, 784, True), (63, 65, 4096, False), (200, 300, 1000, True)])
 def test_emulated_product_is_the_numpy_product(emulated, m, n, k, early):
     emulated(early)
-    a = xnor.pack_signs(random_bits(m, k, 1))
-    w = xnor.pack_signs(random_bits(n, k, 2))
-    numpy.testing.assert_array_equal(xnor_mma.xnor_popcount(a, w),
-                                     xnor.xnor_popcount(a, w))
+    a = reference.pack_signs(random_bits(m, k, 1))
+    w = reference.pack_signs(random_bits(n, k, 2))
+    numpy.testing.assert_array_equal(mma.xnor_popcount(a, w),
+                                     packed.xnor_popcount(a, w))
 
 
 @pytest.mark.parametrize('n_units,n_hidden,m', [
     (63, 2, 40), (65, 1, 130), (1001, 3, 40)])
 def test_emulated_layers_are_packed_mlp_forward(emulated, n_units, n_hidden,
                                                 m):
-    packed = xnor.PackedMLP.from_chain(random_net(n_units, n_hidden,
-                                                  seed=n_units))
+    mlp = packed.PackedMLP.from_chain(
+        random_net(n_units, n_hidden, seed=n_units))
     pixels = numpy.random.RandomState(1).randint(0, 256, (m, 784)).astype(
         numpy.uint8)
     expected_hidden, hidden = [], []
-    expected = packed.forward(pixels, expected_hidden)
-    sums = pixels.astype(numpy.float32).dot(packed._first)
-    engine = xnor_mma.TensorCoreMLP(packed.arrays, packed.n_layers)
-    name = 'l{}/'.format(packed.n_layers)
+    expected = mlp.forward(pixels, expected_hidden)
+    sums = pixels.astype(numpy.float32).dot(mlp._first)
+    engine = mma.TensorCoreMLP(mlp.arrays, mlp.n_layers)
+    name = 'l{}/'.format(mlp.n_layers)
     logits = (engine.scores(sums, hidden).astype(numpy.float32) *
-              packed.arrays[name + 'scale'] + packed.arrays[name + 'shift'])
+              mlp.arrays[name + 'scale'] + mlp.arrays[name + 'shift'])
     numpy.testing.assert_array_equal(logits, expected)
     assert len(hidden) == n_hidden
     for words, expected_words in zip(hidden, expected_hidden):
@@ -334,10 +338,10 @@ def test_the_kernel_is_chosen_by_compute_capability(monkeypatch, capability,
     cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(
         Device=lambda: device))
     monkeypatch.setitem(sys.modules, 'cupy', cupy)
-    assert xnor_mma.supported() is tensor_cores
-    monkeypatch.setattr(xnor_mma, 'xnor_popcount', lambda a, w: 'mma')
-    monkeypatch.setattr(xnor, 'xnor_popcount_popcll', lambda a, w: 'popcll')
-    assert xnor._xnor_popcount_gpu(None, None) == (
+    assert mma.supported() is tensor_cores
+    monkeypatch.setattr(mma, 'xnor_popcount', lambda a, w: 'mma')
+    monkeypatch.setattr(cuda, 'xnor_popcount', lambda a, w: 'popcll')
+    assert packed.xnor_popcount(None, None) == (
         'mma' if tensor_cores else 'popcll')
 
 
@@ -353,7 +357,7 @@ def nvrtc():
 @pytest.mark.parametrize('arch', ['sm_80', 'sm_90'])
 def test_nvrtc_compiles_the_kernels_without_local_memory(arch):
     compiler = nvrtc()
-    program = compiler.createProgram(xnor_mma.CUDA_SOURCE, 'xnor_mma.cu',
+    program = compiler.createProgram(mma.CUDA_SOURCE, 'mma.cu',
                                      (), ())
     try:
         compiler.compileProgram(program, ('-arch=' + arch, '-Xptxas=-v'))
@@ -364,7 +368,7 @@ def test_nvrtc_compiles_the_kernels_without_local_memory(arch):
     ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
     assert ptx.count('mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.'
                      'and.popc') == 2 * 32
-    for name in xnor_mma.KERNELS:
+    for name in mma.KERNELS:
         properties = re.search(
             r"Function properties for {}\n.*?(\d+) bytes stack frame, (\d+) "
             r"bytes spill stores, (\d+) bytes spill loads".format(name), log)
@@ -372,7 +376,7 @@ def test_nvrtc_compiles_the_kernels_without_local_memory(arch):
 
 
 def require_tensor_cores():
-    if not xnor_mma.supported():
+    if not mma.supported():
         pytest.skip('the GPU is older than sm_80: no 1-bit MMA')
 
 
@@ -382,13 +386,13 @@ def require_tensor_cores():
 def test_gpu_mma_product_is_numpys_and_popclls(m, n, k):
     import cupy
     require_tensor_cores()
-    a = xnor.pack_signs(random_bits(m, k, 1))
-    w = xnor.pack_signs(random_bits(n, k, 2))
-    expected = xnor.xnor_popcount(a, w)
+    a = reference.pack_signs(random_bits(m, k, 1))
+    w = reference.pack_signs(random_bits(n, k, 2))
+    expected = packed.xnor_popcount(a, w)
     a, w = cupy.asarray(a), cupy.asarray(w)
-    numpy.testing.assert_array_equal(xnor_mma.xnor_popcount(a, w).get(),
+    numpy.testing.assert_array_equal(mma.xnor_popcount(a, w).get(),
                                      expected)
-    numpy.testing.assert_array_equal(xnor.xnor_popcount_popcll(a, w).get(),
+    numpy.testing.assert_array_equal(cuda.xnor_popcount(a, w).get(),
                                      expected)
 
 
@@ -402,9 +406,9 @@ def test_gpu_layers_are_the_cpus(n_units, n_hidden, m):
     pixels = numpy.random.RandomState(1).randint(0, 256, (m, 784)).astype(
         numpy.uint8)
     expected_hidden, hidden = [], []
-    expected = xnor.PackedMLP.from_chain(mlp).forward(pixels,
-                                                      expected_hidden)
-    gpu = xnor.PackedMLP.from_chain(mlp).to_device(cupy)
+    expected = packed.PackedMLP.from_chain(mlp).forward(
+        pixels, expected_hidden)
+    gpu = packed.PackedMLP.from_chain(mlp).to_device(cupy)
     assert gpu._mma is not None
     numpy.testing.assert_array_equal(
         gpu.forward(cupy.asarray(pixels), hidden).get(), expected)

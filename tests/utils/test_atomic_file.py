@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-import atomic_file
+from utils import atomic_file
 
 
 def test_replaces_the_file_with_usual_permissions(tmp_path):

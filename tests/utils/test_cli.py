@@ -6,7 +6,7 @@ import pytest
 
 from chainer.backends import cuda
 
-import cli
+from utils import cli
 
 
 def test_integer_flags_say_what_is_wrong():

@@ -8,8 +8,8 @@ import chainer
 import chainer.links as L
 
 from net import MnistMLP
-import safe_npz
-from safe_npz import LoadError
+from utils import safe_npz
+from utils.safe_npz import LoadError
 
 
 def model(units=5, seed=0):

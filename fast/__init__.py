@@ -1,0 +1,49 @@
+"""The training fast path: BinaryNet's Algorithm 1 (Courbariaux et al.,
+arXiv:1602.02830) with the data on the device (device_data.py) and one Adam
+step, clipping included, for all parameters at once (flat_adam.py).
+
+train_mnist.py runs this or, with --plain, Chainer's iterator, update rules,
+hooks and type checks: the same model, bit for bit on the CPU.
+"""
+from fast import device_data
+from fast.flat_adam import FlatAdam
+
+
+class FastPath(object):
+
+    """step(x, t), batches(data, epoch) and evaluate(data), as
+    train_mnist.PlainPath has them.
+
+    Args:
+        model (~chainer.links.Classifier): The model, on ``device``.
+        optimizer (~chainer.optimizers.Adam): Set up on ``model`` by its
+            recipe, its state loaded; it stays the one saved and resumed.
+        clipped (list of ~chainer.Parameter): The parameters the recipe
+            clips, at ``timing`` ('pre' or 'post' the update).
+        args: train_mnist.py's flags (``batchsize``, ``seed``, ``eval_bn``).
+        device: The chainer device.
+    """
+
+    def __init__(self, model, optimizer, clipped, timing, args, device):
+        self.model = model
+        self.adam = FlatAdam(optimizer, clipped, timing)
+        self.args = args
+        self.device = device
+
+    def dataset(self, data):
+        """``data`` (a TupleDataset, or None) held whole on the device."""
+        return None if data is None else device_data.DeviceDataset(
+            data, self.device)
+
+    def step(self, x, t):
+        self.adam.update(self.model, x, t)
+
+    def batches(self, data, epoch):
+        """The (x, t) batches of ``epoch``, in --plain's order."""
+        return data.batches(self.args.batchsize, device_data.epoch_order(
+            len(data), self.args.seed, epoch))
+
+    def evaluate(self, data):
+        """Mean loss and accuracy on ``data``, as --plain computes them."""
+        return device_data.evaluate(self.model, data, self.args.batchsize,
+                                    self.args.eval_bn == 'batch')

@@ -1,0 +1,130 @@
+"""log.json and what goes into it: the epoch's means, printed as the port
+printed them, and the plots and graph that Chainer's extensions draw."""
+import json
+import os
+
+import compat  # noqa: F401  (must precede chainer)
+
+import numpy
+
+from chainer import computational_graph
+
+from utils import atomic_file
+from utils.cli import UsageError
+
+LOG_FILE = 'log.json'
+
+
+class Means(object):
+
+    """Mean loss and accuracy over batches, each weighted by its size.
+
+    Summed on the device, in float64 as the port's Python floats: a float()
+    at each batch would wait for the GPU.
+    """
+
+    def __init__(self):
+        self.loss = self.accuracy = 0
+        self.count = 0
+
+    def add(self, loss, accuracy, n):
+        self.loss += loss.array.astype(numpy.float64) * n
+        self.accuracy += accuracy.array.astype(numpy.float64) * n
+        self.count += n
+
+    def result(self):
+        return float(self.loss) / self.count, float(self.accuracy) / self.count
+
+
+def port_str(x):
+    """x as the port's Python 2 printed it: str(float), 12 digits."""
+    text = '{:.12g}'.format(x)
+    return text if any(c in text for c in '.einf') else text + '.0'
+
+
+def report(entry, label, key, result):
+    """Prints ``result`` (loss, accuracy) as the port's line ``label`` and
+    puts it into the log ``entry`` under ``key``."""
+    loss, accuracy = result
+    print('{} mean loss={}, accuracy={}'.format(
+        label, port_str(loss), port_str(accuracy)))
+    entry[key + '/main/loss'] = loss
+    entry[key + '/main/accuracy'] = accuracy
+
+
+def best_entry(log):
+    """The epoch of lowest validation error, where test is apart; on a tie
+    the latest, as the authors' ``val_err <= best_val_err``."""
+    best = None
+    for entry in log:
+        if 'test/main/accuracy' in entry and (
+                best is None or entry['validation/main/accuracy'] >=
+                best['validation/main/accuracy']):
+            best = entry
+    return best
+
+
+def read_log(out, last_epoch):
+    """The entries of an earlier run's log.json in ``out`` up to
+    ``last_epoch``."""
+    path = os.path.join(out, LOG_FILE)
+    try:
+        with open(path) as f:
+            entries = json.load(f)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise UsageError('{} cannot be continued: {}'.format(path, e))
+    if not (isinstance(entries, list) and
+            all(isinstance(e, dict) and 'epoch' in e for e in entries)):
+        raise UsageError('{} cannot be continued: it is not a log of '
+                         'epochs'.format(path))
+    return [e for e in entries if e['epoch'] <= last_epoch]
+
+
+def write_log(entries, out, plot):
+    """log.json into ``out`` as Chainer's LogReport writes it, and with
+    ``plot`` loss.png and accuracy.png as its PlotReport draws them."""
+    with atomic_file.open_for_write(os.path.join(out, LOG_FILE), 'w') as f:
+        json.dump(entries, f, indent=4)
+    if plot:
+        _plot_log(entries, out)
+
+
+def _plot_log(entries, out):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    epochs = [e['epoch'] for e in entries]
+    for quantity in ('loss', 'accuracy'):
+        figure, axes = plt.subplots()
+        for prefix in ('', 'validation/', 'test/'):
+            key = prefix + 'main/' + quantity
+            if key in entries[0]:
+                axes.plot(epochs, [e[key] for e in entries], marker='x',
+                          label=key)
+        axes.set_xlabel('epoch')
+        axes.legend(loc='best')
+        with atomic_file.open_for_write(
+                os.path.join(out, quantity + '.png')) as f:
+            figure.savefig(f, format='png')
+        plt.close(figure)
+
+
+def plotting_available():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_graph(loss, path):
+    """The computational graph of ``loss`` as a dot file, as Chainer's
+    dump_graph extension writes it."""
+    graph = computational_graph.build_computational_graph(
+        (loss,), remove_split=True)
+    with atomic_file.open_for_write(path, 'w') as f:
+        f.write(graph.dump())
+    print('graph generated')
