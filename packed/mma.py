@@ -394,7 +394,11 @@ def row_counts(x):
     return counts
 
 
-def _product(a, a_counts, w, w_counts):
+def product(a, a_counts, w, w_counts):
+    """d = a_counts + w_counts - 2 popcount(a AND w): xnor_popcount on rows
+    that pad_rows padded and row_counts counted, as a layer runs it (the
+    weights counted once when folded, the activations by the layer before).
+    """
     m, n = len(a), len(w)
     d = _xp(a).empty((m, n), numpy.int32)
     if m and n:
@@ -409,7 +413,7 @@ def xnor_popcount(a, w):
     """d[i, j] = popcount(a[i] XOR w[j]) for packed rows a (M, KW), w (N, KW),
     through popcount(a) + popcount(w) - 2 popcount(a AND w)."""
     a, w = pad_rows(a), pad_rows(w)
-    return _product(a, row_counts(a), w, row_counts(w))
+    return product(a, row_counts(a), w, row_counts(w))
 
 
 class TensorCoreMLP(object):
@@ -470,7 +474,7 @@ class TensorCoreMLP(object):
         if hidden is not None:
             hidden.append(x[:, :-(-units // 64)])
         last = self.layers[-1]
-        return _product(x, counts, last['W'], last['counts'])
+        return product(x, counts, last['W'], last['counts'])
 
     @staticmethod
     def _sign_words(s, threshold, flip):

@@ -9,8 +9,13 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from utils import cli  # noqa: E402
+import compat  # noqa: E402,F401  (must precede chainer)
+
+from chainer.backends import cuda  # noqa: E402
+
 import mnist  # noqa: E402
+from packed import reference  # noqa: E402
+from utils import cli  # noqa: E402
 
 N_TRAIN, N_TEST = 10000, 1000
 
@@ -58,6 +63,24 @@ def record_clock(monkeypatch, module, events):
 
     monkeypatch.setattr(module, 'time',
                         types.SimpleNamespace(perf_counter=clock))
+
+
+def float64_forward(mlp, pixels, signed_input):
+    """A MnistMLP's inference in float64 from uint8 pixels: each hidden
+    layer's bits, and the logits. The oracle of the packed engine."""
+    x = pixels / 255.
+    if signed_input:
+        x = 2 * x - 1
+    bits = []
+    for k, (linear, bn) in enumerate(mlp.layers(), 1):
+        W_b = numpy.where(cuda.to_cpu(linear.W.array) >= 0, 1., -1.)
+        a = x.dot(W_b.T) + cuda.to_cpu(linear.b.array)
+        gamma, beta, mean, std = reference.bn_arrays(bn)
+        y = gamma * (a - mean) / std + beta
+        if k == len(mlp.layers()):
+            return bits, y
+        bits.append(y >= 0)
+        x = numpy.where(y >= 0, 1., -1.)
 
 
 def idx_images(images):

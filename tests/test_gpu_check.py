@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,3 +58,19 @@ def test_the_folder_is_required(tmp_path):
     result = run_check(os.environ['PATH'])
     assert_one_line(result, 'usage: gpu_check.sh OUT (the folder for the '
                     'logs)')
+
+
+def test_the_paper_preset_gets_two_minutes_within_the_deadline():
+    with open(SCRIPT) as f:
+        script = f.read()
+    deadline = int(re.search(r'deadline=\$\(\(SECONDS \+ (\d+)\)\)',
+                             script).group(1))
+    limits = dict(re.findall(r'^step (\S+) (\d+) ', script, re.MULTILINE))
+    kept = int(re.search(r'step paper \$\(\(deadline - SECONDS - (\d+)',
+                         script).group(1))
+    assert kept >= int(limits['xnor-paper'])
+    before = sum(int(limits[name]) for name in (
+        'tests', 'port', 'xnor-port', 'port-clip-binary', 'benchmark'))
+    assert deadline - before - kept >= 120
+    # Only the gpu tests: the CPU suite alone outlasts any step's limit.
+    assert re.search(r'^step tests .* -m gpu tests$', script, re.MULTILINE)

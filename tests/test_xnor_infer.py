@@ -6,16 +6,49 @@ import sys
 import numpy
 import pytest
 
+from chainer.dataset import convert
 import chainer.links as L
 
-from conftest import ROOT, gpu_usable, record_clock
+from conftest import ROOT, float64_forward, gpu_usable, record_clock
+import mnist
 from net import MnistMLP
-from utils import safe_npz
-import train_mnist
 import packed
+import train_mnist
+from utils import safe_npz
 import xnor_infer
 
 SCRIPT = os.path.join(ROOT, 'xnor_infer.py')
+# Predictions that Chainer's float32 path may make otherwise than the exact
+# packed path, where rounding puts a pre-activation on the other side of its
+# threshold: a trained net's biases keep units off the 1/255 grid, but that
+# is a float coincidence, not a promise.
+FEW = 10
+
+
+def agreement(out):
+    """(equal predictions, images, largest logit difference) as printed."""
+    found = re.search(r'agreement: (\d+)/(\d+) predicted classes equal, '
+                      r'logits within (\S+);', out)
+    return int(found.group(1)), int(found.group(2)), float(found.group(3))
+
+
+def assert_exact(model_path, xp=numpy):
+    """The packed engine's predictions on the test set, on ``xp``, equal a
+    float64 evaluation of the saved net's, every one."""
+    arrays = safe_npz.read(str(model_path))
+    recipe, n_units = xnor_infer.saved_recipe(arrays, str(model_path))
+    mlp = recipe.model(n_units)
+    safe_npz.load_arrays(arrays, mlp, str(model_path))
+    _, test = mnist.get_mnist(signed=recipe.signed_input)
+    x, _ = convert.concat_examples(test)
+    pixels = numpy.rint((x + 1) * 127.5 if recipe.signed_input else
+                        x * 255).astype(numpy.uint8)
+    engine = packed.PackedMLP.from_chain(mlp.predictor, recipe.signed_input)
+    logits = engine.to_device(xp).logits(xp.asarray(pixels))
+    _, expected = float64_forward(mlp.predictor, pixels, recipe.signed_input)
+    predicted = logits.argmax(axis=1)
+    predicted = predicted if xp is numpy else predicted.get()
+    numpy.testing.assert_array_equal(predicted, expected.argmax(axis=1))
 
 
 @pytest.fixture(scope='module')
@@ -34,15 +67,17 @@ def test_packed_path_agrees_on_all_10000_test_images(trained, tmp_path,
     assert xnor_infer.main(['--model', str(trained), '--batchsize', '2500',
                             '--save', str(packed_path)]) == 0
     out = capsys.readouterr().out
-    accuracies = re.findall(r'accuracy (0\.[0-9]{4})', out)
-    assert len(accuracies) == 2 and accuracies[0] == accuracies[1]
-    assert float(accuracies[0]) > 0.85
-    agreement = re.search(r'agreement: (\d+)/(\d+) predicted classes equal, '
-                          r'logits within (\S+);', out)
-    assert agreement.group(1, 2) == ('10000', '10000')
-    assert float(agreement.group(3)) < 1e-4
+    accuracies = [float(a) for a in
+                  re.findall(r'accuracy (0\.[0-9]{4})', out)]
+    assert len(accuracies) == 2
+    assert abs(accuracies[0] - accuracies[1]) <= FEW / 10000
+    assert accuracies[0] > 0.85
+    equal, images, difference = agreement(out)
+    assert images == 10000 and equal >= images - FEW
+    assert difference < 1e-4 or equal < images
     assert '1-bit params' in out and 'total' in out
     assert packed.PackedMLP.load(str(packed_path)).n_layers == 3
+    assert_exact(trained)
 
 
 def test_paper_preset_net_with_signed_inputs_agrees(data_slice, tmp_path,
@@ -54,7 +89,9 @@ def test_paper_preset_net_with_signed_inputs_agrees(data_slice, tmp_path,
     assert xnor_infer.main(['--model', str(tmp_path / 'mlp_best.model')]) == 0
     out = capsys.readouterr().out
     assert '3 hidden layers of 100 units' in out
-    assert 'agreement: 10000/10000 predicted classes equal' in out
+    equal, images, _ = agreement(out)
+    assert images == 10000 and equal >= images - FEW
+    assert_exact(tmp_path / 'mlp_best.model')
 
 
 def run_script(*args, cwd):
@@ -101,8 +138,11 @@ def test_gpu_without_cuda_is_one_line(trained, tmp_path):
 def test_gpu_packed_path_agrees(trained, capsys):
     assert xnor_infer.main(['--model', str(trained), '--gpu', '0']) == 0
     out = capsys.readouterr().out
-    assert 'agreement: 10000/10000 predicted classes equal' in out
+    equal, images, _ = agreement(out)
+    assert images == 10000 and equal >= images - FEW
     numpy.testing.assert_equal(len(re.findall('accuracy', out)), 2)
+    import cupy
+    assert_exact(trained, cupy)
 
 
 def test_clocks_start_after_the_warm_up_has_finished(trained, monkeypatch,

@@ -4,7 +4,7 @@ import sys
 import numpy
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, float64_forward
 from net import MnistMLP
 import packed
 from packed import reference
@@ -28,24 +28,6 @@ def random_net(n_units, n_hidden, seed):
         bn.avg_mean[...] = rng.normal(size=n) * spread
         bn.avg_var[...] = rng.uniform(0.5, 2, n) * spread ** 2
     return mlp
-
-
-def float64_forward(mlp, pixels, signed_input):
-    """The net's inference in float64: each hidden layer's bits, logits."""
-    x = pixels / 255.
-    if signed_input:
-        x = 2 * x - 1
-    bits = []
-    for k, (linear, bn) in enumerate(mlp.layers(), 1):
-        W_b = numpy.where(linear.W.array >= 0, 1., -1.)
-        a = x.dot(W_b.T) + linear.b.array
-        y = (bn.gamma.array.astype(numpy.float64) * (a - bn.avg_mean) /
-             numpy.sqrt(bn.avg_var.astype(numpy.float64) + bn.eps) +
-             bn.beta.array)
-        if k == len(mlp.layers()):
-            return bits, y
-        bits.append(y >= 0)
-        x = numpy.where(y >= 0, 1., -1.)
 
 
 @pytest.mark.parametrize('n_units,n_hidden,signed_input', [
