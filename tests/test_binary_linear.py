@@ -69,7 +69,7 @@ def test_first_order_gradients_are_the_same_without_a_graph():
         assert all((v.grad_var.creator is None) is not double
                    for v in (xv, Wv, bv))
         grads.append((xv.grad, Wv.grad, bv.grad))
-    for first_order, double in zip(*grads):
+    for first_order, double in zip(*grads, strict=True):
         numpy.testing.assert_array_equal(first_order, double)
 
 
@@ -120,5 +120,5 @@ def test_gpu_agrees_with_cpu():
         y.backward()
         results.append([cuda.to_cpu(a) for a in
                         (y.array, xv.grad, Wv.grad, bv.grad)])
-    for cpu, gpu in zip(*results):
+    for cpu, gpu in zip(*results, strict=True):
         numpy.testing.assert_allclose(cpu, gpu, rtol=1e-5, atol=1e-4)

@@ -87,7 +87,8 @@ def test_paper_steps_of_exactly_the_binary_weights_are_glorot_scaled():
     plain = model.copy(mode='copy')
     rng = numpy.random.RandomState(1)
     for (name, param), (_, twin) in zip(sorted(model.namedparams()),
-                                        sorted(plain.namedparams())):
+                                        sorted(plain.namedparams()),
+                                        strict=True):
         # Away from the clip, so that only the step differs.
         param.array[...] = twin.array[...] = 0
         param.grad = twin.grad = rng.normal(
@@ -102,7 +103,8 @@ def test_paper_steps_of_exactly_the_binary_weights_are_glorot_scaled():
                '/predictor/l4/W': (1.5 / 26) ** -0.5}
     assert abs(factors['/predictor/l1/W'] - 23.09) < 0.01
     for (name, param), (_, twin) in zip(sorted(model.namedparams()),
-                                        sorted(plain.namedparams())):
+                                        sorted(plain.namedparams()),
+                                        strict=True):
         numpy.testing.assert_allclose(
             param.array, factors.get(name, 1) * twin.array, rtol=1e-5,
             err_msg=name)

@@ -66,5 +66,5 @@ def test_gpu_agrees_with_cpu():
         optimizer.add_hook(WeightClip())
         optimizer.update()
         results.append([cuda.to_cpu(p.array) for p in model.params()])
-    for cpu, gpu in zip(*results):
+    for cpu, gpu in zip(*results, strict=True):
         numpy.testing.assert_array_equal(cpu, gpu)

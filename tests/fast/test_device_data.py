@@ -34,7 +34,7 @@ def test_batches_are_the_iterators_to_the_last_short_one(data_slice, which):
     iterated = list(plain_path(300, seed=3).batches(dataset, 7))
     assert len(sliced) == len(iterated) == -(-len(dataset) // 300)
     assert len(sliced[-1][1]) == len(dataset) % 300
-    for (x, t), (x_expected, t_expected) in zip(sliced, iterated):
+    for (x, t), (x_expected, t_expected) in zip(sliced, iterated, strict=True):
         numpy.testing.assert_array_equal(x, x_expected)
         numpy.testing.assert_array_equal(t, t_expected)
         assert (x.dtype, t.dtype) == (numpy.float32, numpy.int32)

@@ -326,7 +326,8 @@ def test_emulated_layers_are_packed_mlp_forward(emulated, n_units, n_hidden,
               mlp.arrays[name + 'scale'] + mlp.arrays[name + 'shift'])
     numpy.testing.assert_array_equal(logits, expected)
     assert len(hidden) == n_hidden
-    for words, expected_words in zip(hidden, expected_hidden):
+    for words, expected_words in zip(hidden, expected_hidden,
+                                     strict=True):
         numpy.testing.assert_array_equal(words, expected_words)
 
 
@@ -412,5 +413,6 @@ def test_gpu_layers_are_the_cpus(n_units, n_hidden, m):
     assert gpu._mma is not None
     numpy.testing.assert_array_equal(
         gpu.forward(cupy.asarray(pixels), hidden).get(), expected)
-    for words, expected_words in zip(hidden, expected_hidden):
+    assert len(expected_hidden) == n_hidden
+    for words, expected_words in zip(hidden, expected_hidden, strict=True):
         numpy.testing.assert_array_equal(words.get(), expected_words)
