@@ -107,8 +107,8 @@ def test_cpu_device_says_nothing(capsys):
     assert capsys.readouterr() == ('', '')
 
 
-def test_a_gpu_device_is_made_current_silently_with_cudnn(monkeypatch,
-                                                         capsys):
+def test_a_gpu_device_is_made_current_silently_with_cudnn(
+        monkeypatch, capsys):
     monkeypatch.setattr(cuda, 'cudnn_enabled', True)
     device = FakeGpuDevice()
     compat.use_device(device)
