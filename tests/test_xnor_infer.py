@@ -110,6 +110,8 @@ def run_script(*args, cwd):
     (['--model', 'MODEL', '--preset', 'paper'],
      'unrecognized arguments: --preset paper'),
     (['--model', 'MODEL', '--batchsize', '0'], 'must be a positive'),
+    (['--model', 'MODEL', '--save', 'absent/packed.npz'],
+     'cannot write absent/packed.npz: No such file or directory'),
     ([], 'the following arguments are required: --model'),
 ])
 def test_bad_input_is_one_line(trained, tmp_path, flags, message):
