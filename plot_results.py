@@ -6,7 +6,7 @@ the port and train_mnist.py print it (results/port_log.txt is the port's
 README log). RESULTS.md's figure is drawn with
 
     ./plot_results.py -o results/accuracy.png \\
-        'port (Chainer v1, its README)=results/port_log.txt' ...
+        "the port's README log (Chainer v1)=results/port_log.txt" ...
 """
 import json
 import os
