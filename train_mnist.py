@@ -178,7 +178,8 @@ def run_epoch(model, step, batches, n_examples, write_graph_to=None,
         means = training_log.Means()
     # A progress line on a terminal only (disable=None): nothing in logs.
     with tqdm.tqdm(total=n_examples, initial=means.count, unit='img',
-                   leave=False, disable=None) as progress:
+                   leave=False, disable=None,
+                   ncols=progress_width()) as progress:
         for x, t in batches:
             step(x, t)
             if write_graph_to:
@@ -189,6 +190,17 @@ def run_epoch(model, step, batches, n_examples, write_graph_to=None,
             means.add(model.loss, model.accuracy, len(t))
             progress.update(len(t))
     return means.result()
+
+
+def progress_width():
+    """The terminal's width less two columns, or None: the ^C that the
+    terminal echoes then fits on the progress line, which is cleared,
+    instead of wrapping below it and leaving it on the screen."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return None
+    return columns - 2 if columns > 2 else None
 
 
 def check_paths(args):

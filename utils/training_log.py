@@ -117,7 +117,8 @@ def _plot_log(entries, out):
                 axes.plot(epochs, [e[key] for e in entries], marker='x',
                           label=name)
         axes.set_xlabel('epoch')
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(
+            MaxNLocator(integer=True, min_n_ticks=1))
         axes.set_ylabel(quantity)
         # Outside the axes: it covers no point, whatever the curves do.
         figure.legend(loc='outside right upper')
