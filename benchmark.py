@@ -304,7 +304,8 @@ def main(argv=None):
     parser = cli.OneLineParser(prog=PROG, description=__doc__.split('\n')[0])
     cli.add_gpu_flag(parser)
     parser.add_argument('--quick', action='store_true',
-                        help='Small sizes: checks that every path runs')
+                        help='Tiny sizes: checks that every path runs, and '
+                        'measures nothing')
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     try:
@@ -327,6 +328,9 @@ def main(argv=None):
         device, sizes['nets'], sizes['batchsizes'], x, pixels)
     result['training'] = bench_training(
         device, sizes['train_units'], sizes['train_iterations'], train)
+    if args.quick:
+        print('--quick: sizes that check that every path runs; its times '
+              'and ratios measure nothing')
     print_tables(result)
     print(json.dumps(result))
     return 0

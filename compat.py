@@ -20,13 +20,25 @@ Where CuPy 14 imports, ``import chainer`` warns that cuDNN is not enabled
 Chainer's multi-GPU updater uses it, and this package does not): thirteen
 lines of advice on stderr that cannot or need not be followed, silenced
 here too.
+
+Every script imports this module first, so it is also where a script started
+by a Python without requirements.txt installed (the shebang's ``python3``
+where the venv is not active) ends in one line saying how to run it.
 """
 import importlib
+import importlib.util
+import os
 import sys
 import types
 import warnings
 
-import numpy
+try:
+    import numpy
+except ImportError:
+    numpy = None
+
+# What requirements.txt installs and the scripts cannot run without.
+REQUIRED = ('numpy', 'chainer', 'tqdm')
 
 CUDNN_NOTE = ('note: cuDNN is not available (CuPy 14 ships none); Chainer '
               'uses its own CUDA kernels instead, which is expected and '
@@ -77,6 +89,23 @@ def install():
         sys.modules['numpy.distutils.system_info'] = system_info
 
 
+def require_installed():
+    """Exits in one line where this Python lacks a module of ``REQUIRED``,
+    naming the venv's Python, which has them."""
+    missing = [name for name in REQUIRED
+               if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    script = sys.argv[0] or 'your_script.py'
+    venv = os.path.relpath(os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), '.venv'))
+    sys.exit('{}: error: {} has no {}: run {} {}, or . {} first (make '
+             'setup makes {})'.format(
+                 os.path.basename(script), sys.executable, ', '.join(missing),
+                 os.path.join(venv, 'bin', 'python'), script,
+                 os.path.join(venv, 'bin', 'activate'), venv))
+
+
 def use_device(device):
     """Makes ``device`` current, telling once and plainly when cuDNN is absent.
 
@@ -91,4 +120,5 @@ def use_device(device):
     device.use()
 
 
+require_installed()
 install()

@@ -72,6 +72,8 @@ def get_mnist(dataset_dir=None, signed=False):
         MnistError: a file is missing, corrupt, truncated or malformed.
     """
     if dataset_dir is not None:
+        if not os.path.isdir(dataset_dir):
+            raise MnistError('{}: no such folder'.format(dataset_dir))
         read = _folder_reader(dataset_dir, verify=False)
     elif all(_find(SHIPPED_DIR, name) for name in SHA256):
         read = _folder_reader(SHIPPED_DIR, verify=True)

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Draws the test accuracy per epoch of several runs in one figure.
 
-Each run is LABEL=FILE: a log.json written by train_mnist.py, or a log as
-the port and train_mnist.py print it (results/port_log.txt is the port's
-README log). RESULTS.md's figure is drawn with
+Each run is LABEL=FILE, or FILE alone, labelled by its folder's name where
+it is a log.json: a log.json written by train_mnist.py, or a log as the
+port and train_mnist.py print it (results/port_log.txt is the port's README
+log). The figure goes beside the first log unless --out names another
+file. RESULTS.md's figure is drawn with
 
     ./plot_results.py -o results/accuracy.png \\
         "the port's README log (Chainer v1)=results/port_log.txt" ...
@@ -17,7 +19,16 @@ from utils import atomic_file
 from utils import cli
 
 PROG = os.path.basename(sys.argv[0]) or 'plot_results.py'
+# Beside a run's log, the name that train_mnist.py's accuracy.png leaves.
+DEFAULT_OUT = 'test_accuracy.png'
 _TEST_LINE = re.compile(r'test  mean loss=\S+, accuracy=(\S+)$')
+
+
+def default_label(path):
+    """A log.json's folder name (a run's --out), or a file's own name."""
+    if os.path.basename(path) == 'log.json':
+        return os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def test_accuracies(path):
@@ -57,21 +68,25 @@ def plot(runs, out):
 
 def main(argv=None):
     parser = cli.OneLineParser(prog=PROG, description=__doc__.split('\n')[0])
-    parser.add_argument('runs', nargs='+', metavar='LABEL=FILE')
-    parser.add_argument('--out', '-o', default='accuracy.png',
-                        help='The PNG file to write')
+    parser.add_argument('runs', nargs='+', metavar='[LABEL=]FILE',
+                        help="a run's log: 'clip all=result/log.json', or "
+                        "result/log.json, labelled by its folder's name "
+                        "(result)")
+    parser.add_argument('--out', '-o',
+                        help='The PNG file to write (default: {} beside the '
+                        'first log)'.format(DEFAULT_OUT))
     args = parser.parse_args(argv)
-    runs = []
+    runs, paths = [], []
     try:
         for run in args.runs:
-            label, sep, path = run.rpartition('=')
-            if not sep or not label:
-                raise ValueError('{!r} is not LABEL=FILE'.format(run))
+            label, _, path = run.rpartition('=')
             accuracies = test_accuracies(path)
             if not accuracies:
                 raise ValueError('{} holds no test accuracy'.format(path))
-            runs.append((label, accuracies))
-        plot(runs, args.out)
+            runs.append((label or default_label(path), accuracies))
+            paths.append(path)
+        plot(runs, args.out or os.path.join(os.path.dirname(paths[0]),
+                                            DEFAULT_OUT))
     except (ImportError, OSError, ValueError, KeyError, IndexError,
             TypeError) as e:
         print('{}: error: {}'.format(PROG, e), file=sys.stderr)

@@ -38,6 +38,8 @@ class Recipe(object):
     bn_eps = batch_normalization = lossfun = None
     # Steps of the binary weights scaled by Glorot's factor.
     glorot_steps = False
+    # Adam's rate over the run, in words.
+    schedule = None
 
     @classmethod
     def model(cls, n_units):
@@ -70,6 +72,15 @@ class Recipe(object):
         Adam's own."""
         return None
 
+    @classmethod
+    def describe(cls, n_units, n_epochs):
+        """The preset, its net and its schedule, in a few words."""
+        widths = [784] + [n_units] * cls.n_hidden + [10]
+        return '--preset {}: {}{}, {}, {} over {} epochs'.format(
+            cls.name, '-'.join(map(str, widths)),
+            ' with dropout' if cls.hidden_dropout else '',
+            cls.lossfun.__name__.replace('_', ' '), cls.schedule, n_epochs)
+
 
 class Port(Recipe):
 
@@ -85,6 +96,7 @@ class Port(Recipe):
     name = 'port'
     epoch, unit, clip = 20, 1000, 'all'
     clip_timing = 'pre'
+    schedule = 'Adam at 0.001'
     # Chainer v1's BatchNormalization default; Chainer 7's is 2e-5. The
     # port never evaluated with population statistics (README), so
     # Chainer's own are kept.
@@ -117,6 +129,7 @@ class Paper(Recipe):
     lossfun = staticmethod(squared_hinge)
     glorot_steps = True
     first_rate, last_rate = 3e-3, 3e-7
+    schedule = 'Adam from 3e-3 down to 3e-7'
     # The last 10,000 of the 60,000 training images.
     validation_fraction = 1 / 6
 

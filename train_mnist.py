@@ -10,7 +10,10 @@ on the fast path (fast/: the data on the device, one Adam step for all
 parameters); ``--plain`` runs Chainer's iterator, optimizer and type checks
 as they come (PlainPath), and trains the same model more slowly.
 """
+import itertools
 import os
+import shlex
+import shutil
 import sys
 import time
 
@@ -33,9 +36,11 @@ from utils.cli import UsageError
 
 PROG = os.path.basename(sys.argv[0]) or 'train_mnist.py'
 BEST_MODEL_FILE = 'mlp_best.model'
+# The flags whose defaults --preset chooses.
+PRESET_FLAGS = ('epoch', 'unit', 'clip')
 
 
-def parse_args(argv=None):
+def make_parser():
     parser = cli.OneLineParser(prog=PROG, description='BinaryNet: MNIST')
     parser.add_argument('--preset', choices=sorted(recipes.PRESETS),
                         default='port',
@@ -79,16 +84,21 @@ def parse_args(argv=None):
                         "'batch', each test batch's own, as the port "
                         "evaluated (port preset only)")
     parser.add_argument('--noplot', dest='plot', action='store_false',
-                        help='Disable PlotReport extension')
+                        help='Draw no loss.png and accuracy.png')
     parser.add_argument('--plain', action='store_true',
                         help="Train with Chainer's SerialIterator, its "
                         "optimizer's update rules and hooks and its type "
                         "checks, and evaluate batch by batch: the same model, "
                         "slower (evaluated in chunks, a test figure may round "
                         "otherwise)")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     recipe = recipes.PRESETS[args.preset]
-    for name in ('epoch', 'unit', 'clip'):
+    for name in PRESET_FLAGS:
         if getattr(args, name) is None:
             setattr(args, name, getattr(recipe, name))
     if args.resume and not args.initmodel:
@@ -118,14 +128,15 @@ class PlainPath(object):
     def step(self, x, t):
         self.optimizer.update(self.model, x, t)
 
-    def batches(self, data, epoch):
-        """One pass over ``data`` in an order drawn from (seed, epoch) alone:
-        a resumed run sees the very orders an uninterrupted one would."""
+    def batches(self, data, epoch, start=0):
+        """One pass over ``data`` in an order drawn from (seed, epoch) alone,
+        from batch ``start`` on: a resumed run sees the very batches an
+        uninterrupted one would."""
         order = chainer.iterators.ShuffleOrderSampler(
             numpy.random.RandomState([self.args.seed, epoch]))
         iterator = chainer.iterators.SerialIterator(
             data, self.args.batchsize, repeat=False, order_sampler=order)
-        for batch in iterator:
+        for batch in itertools.islice(iterator, start, None):
             yield convert.concat_examples(batch, self.device)
 
     def evaluate(self, data):
@@ -144,32 +155,115 @@ class PlainPath(object):
         return means.result()
 
 
-def seed_epoch(device, seed, epoch):
-    """Seeds dropout's generator from (seed, epoch): resumes are exact."""
-    derived = numpy.random.RandomState([seed, epoch]).randint(2 ** 31)
-    numpy.random.seed(derived)
-    if device.xp is not numpy:
-        device.xp.random.seed(derived)
+def dropout_seeded(batches, device, seed, epoch, first):
+    """``batches``, numbered from ``first``, each after seeding dropout's
+    generator from (seed, epoch, its number): an epoch resumed at any step
+    draws the masks the uninterrupted run drew."""
+    for step, batch in enumerate(batches, first):
+        derived = numpy.random.RandomState([seed, epoch, step]).randint(
+            2 ** 31)
+        numpy.random.seed(derived)
+        if device.xp is not numpy:
+            device.xp.random.seed(derived)
+        yield batch
 
 
-def run_epoch(model, step, batches, n_examples, write_graph_to=None):
+def run_epoch(model, step, batches, n_examples, write_graph_to=None,
+              means=None):
     """Trains on (x, t) ``batches``, ``n_examples`` images in all, a
-    ``step(x, t)`` each; returns mean loss and accuracy."""
-    means = training_log.Means()
+    ``step(x, t)`` each; returns mean loss and accuracy. ``means`` holds
+    the sums of the steps taken so far (training_log.Means), and the new
+    ones as they are taken."""
+    if means is None:
+        means = training_log.Means()
     # A progress line on a terminal only (disable=None): nothing in logs.
-    with tqdm.tqdm(total=n_examples, unit='img', leave=False,
-                   disable=None) as progress:
+    with tqdm.tqdm(total=n_examples, initial=means.count, unit='img',
+                   leave=False, disable=None,
+                   ncols=progress_width()) as progress:
         for x, t in batches:
             step(x, t)
             if write_graph_to:
                 training_log.write_graph(model.loss, write_graph_to)
                 write_graph_to = None
+                # Above the progress line, not through it.
+                progress.write('graph generated')
             means.add(model.loss, model.accuracy, len(t))
             progress.update(len(t))
     return means.result()
 
 
+def progress_width():
+    """The terminal's width less two columns, or None: the ^C that the
+    terminal echoes then fits on the progress line, which is cleared,
+    instead of wrapping below it and leaving it on the screen."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return None
+    return columns - 2 if columns > 2 else None
+
+
+def check_paths(args):
+    """Refuses a path that cannot serve, before the data are loaded."""
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError('--out {} is a file, not a folder'.format(args.out))
+    if args.dataset_dir is not None and not os.path.isdir(args.dataset_dir):
+        raise UsageError('--dataset-dir {}: no such folder'.format(
+            args.dataset_dir))
+    for path in (args.initmodel, args.resume):
+        if path and not os.path.exists(path):
+            raise UsageError('{}: no such file'.format(path))
+    if args.resume:
+        snapshot.check_folder(args.resume, args.out)
+
+
+def resume_command(args):
+    """The command that resumes this run from its snapshot in --out, ready
+    to paste: the script and each flag that differs from its default."""
+    parser = make_parser()
+    defaults = parser.parse_args([])
+    for name in PRESET_FLAGS:
+        setattr(defaults, name, getattr(recipes.PRESETS[args.preset], name))
+    resumed = dict(vars(args),
+                   initmodel=os.path.join(args.out, snapshot.MODEL_FILE),
+                   resume=os.path.join(args.out, snapshot.STATE_FILE))
+    words = this_script()
+    for action in parser._actions:
+        value = resumed.get(action.dest)
+        if not action.option_strings or value == getattr(
+                defaults, action.dest, value):
+            continue
+        words.append(action.option_strings[0])
+        if action.nargs != 0:
+            words.append(str(value))
+    return ' '.join(shlex.quote(word) for word in words)
+
+
+def this_script():
+    """[python, script] that start this script again from this shell: the
+    script alone where its shebang's python3 would be this Python."""
+    script = os.path.relpath(os.path.abspath(__file__))
+    if os.path.dirname(script) == '':
+        script = os.path.join('.', script)
+    if sys.prefix != sys.base_prefix:
+        # A venv: its python3 comes first on the PATH once activated.
+        active = os.environ.get('VIRTUAL_ENV')
+        bare = active is not None and os.path.realpath(
+            active) == os.path.realpath(sys.prefix)
+    else:
+        python3 = shutil.which('python3')
+        bare = python3 is not None and os.path.samefile(python3,
+                                                        sys.executable)
+    if bare:
+        return [script]
+    python = os.path.relpath(sys.executable)
+    if python.startswith(os.pardir):
+        python = sys.executable
+    return [python, script]
+
+
 def train(args):
+    check_paths(args)
     device = cli.get_device(args.gpu)
     # Current before seeding: CuPy seeds the current device's generator.
     compat.use_device(device)
@@ -197,13 +291,18 @@ def train(args):
 
     # Setup an optimizer
     optimizer = recipe.optimizer(model, args.clip)
+    log, partial = [], None
     if args.resume:
         print('Load optimizer state from', args.resume)
-        snapshot.load_state(args.resume, optimizer, saved_recipe,
-                            recipe.rate_decays)
+        log_end, partial = snapshot.load_state(
+            args.resume, optimizer, saved_recipe, recipe.rate_decays,
+            args.batchsize)
     if optimizer.epoch >= args.epoch:
         raise UsageError('{} has trained {} epochs already: ask for more '
                          'with --epoch'.format(args.resume, optimizer.epoch))
+    if args.resume:
+        log = snapshot.resumed_log(args.out, args.resume, optimizer.epoch,
+                                   log_end)
 
     # Chainer's own loop, or the fast path: the same model
     if args.plain:
@@ -215,11 +314,13 @@ def train(args):
     train_data, validation_data, test_data = (path.dataset(d) for d in data)
 
     os.makedirs(args.out, exist_ok=True)
-    log = []
-    if args.resume:
-        log = training_log.read_log(args.out, optimizer.epoch)
     graph_path = os.path.join(args.out, 'graph.dot')
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
+    # An epoch cut short goes on from its step and sums.
+    means = training_log.Means()
+    if partial:
+        elapsed = partial.pop('elapsed_time')
+        means = training_log.Means(**partial)
 
     # Learning loop
     interrupts = snapshot.Interrupts()
@@ -230,12 +331,15 @@ def train(args):
             rate = recipe.learning_rate(epoch, args.epoch)
             if rate is not None:
                 optimizer.alpha = rate
-            seed_epoch(device, args.seed, epoch)
-            batches = interrupts.between(path.batches(train_data, epoch))
+            batches = interrupts.between(dropout_seeded(
+                path.batches(train_data, epoch, means.batches), device,
+                args.seed, epoch, means.batches))
+            first = epoch == 1 and means.batches == 0
             loss, accuracy = run_epoch(model, path.step, batches,
                                        len(train_data),
-                                       graph_path if epoch == 1 else None)
+                                       graph_path if first else None, means)
             optimizer.new_epoch()
+            means = training_log.Means()
             print('train mean loss={}, accuracy={}'.format(
                 training_log.port_str(loss), training_log.port_str(accuracy)))
             entry = {'epoch': epoch, 'iteration': optimizer.t,
@@ -266,16 +370,23 @@ def train(args):
             print('interrupted before the first update: nothing to save',
                   file=sys.stderr)
             return 130
-        print('interrupted after {} complete epoch(s)'.format(
-            optimizer.epoch), file=sys.stderr)
-        snapshot.save(model, optimizer, args.out, saved_recipe)
-        print('resume with: --initmodel {} --resume {}'.format(
-            os.path.join(args.out, snapshot.MODEL_FILE),
-            os.path.join(args.out, snapshot.STATE_FILE)), file=sys.stderr)
+        # Saved first: the messages may meet a closed pipe (tee, which
+        # the same Ctrl-C ended).
+        partial = None
+        if means.batches:
+            partial = dict(means.partial(), elapsed_time=(
+                elapsed + time.perf_counter() - start))
+        snapshot.save(model, optimizer, args.out, saved_recipe, log,
+                      partial)
+        within = (' and {} step(s) of epoch {}'.format(
+            means.batches, optimizer.epoch + 1) if partial else '')
+        print('interrupted after {} complete epoch(s){}'.format(
+            optimizer.epoch, within), file=sys.stderr)
+        print('resume with:', resume_command(args), file=sys.stderr)
         return 130
     finally:
         interrupts.restore()
-    snapshot.save(model, optimizer, args.out, saved_recipe)
+    snapshot.save(model, optimizer, args.out, saved_recipe, log)
     best = training_log.best_entry(log)
     if best:
         print('lowest validation error {:.2%} at epoch {}: test error '
@@ -283,22 +394,31 @@ def train(args):
                   1 - best['validation/main/accuracy'], best['epoch'],
                   1 - best['test/main/accuracy'],
                   os.path.join(args.out, BEST_MODEL_FILE)))
+    final = log[-1].get('test/main/accuracy',
+                        log[-1]['validation/main/accuracy'])
+    print('{}: test accuracy {:.2%} after epoch {}; the model, its optimizer '
+          'state and log.json are in {}'.format(
+              recipe.describe(args.unit, args.epoch), final, log[-1]['epoch'],
+              args.out))
     return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        return train(args)
-    except (UsageError, mnist.MnistError, safe_npz.LoadError) as e:
-        message = str(e)
-    except OSError as e:
-        message = 'cannot write to {}: {}'.format(args.out, e.strerror or e)
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        return 130
-    print('{}: error: {}'.format(PROG, message), file=sys.stderr)
-    return 1
+    # Nothing printed may stop the run: the console's reader may be gone.
+    with cli.console_may_close():
+        try:
+            return train(args)
+        except (UsageError, mnist.MnistError, safe_npz.LoadError) as e:
+            message = str(e)
+        except OSError as e:
+            message = 'cannot write to {}: {}'.format(args.out,
+                                                      e.strerror or e)
+        except KeyboardInterrupt:
+            print('interrupted', file=sys.stderr)
+            return 130
+        print('{}: error: {}'.format(PROG, message), file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ from fast.flat_adam import FlatAdam
 
 class FastPath(object):
 
-    """step(x, t), batches(data, epoch) and evaluate(data), as
+    """step(x, t), batches(data, epoch, start) and evaluate(data), as
     train_mnist.PlainPath has them.
 
     Args:
@@ -38,10 +38,12 @@ class FastPath(object):
     def step(self, x, t):
         self.adam.update(self.model, x, t)
 
-    def batches(self, data, epoch):
-        """The (x, t) batches of ``epoch``, in --plain's order."""
-        return data.batches(self.args.batchsize, device_data.epoch_order(
-            len(data), self.args.seed, epoch))
+    def batches(self, data, epoch, start=0):
+        """The (x, t) batches of ``epoch`` from batch ``start`` on, in
+        --plain's order."""
+        order = device_data.epoch_order(len(data), self.args.seed, epoch)
+        return data.batches(self.args.batchsize,
+                            order[start * self.args.batchsize:])
 
     def evaluate(self, data):
         """Mean loss and accuracy on ``data``, as --plain computes them."""

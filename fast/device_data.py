@@ -36,12 +36,15 @@ class DeviceDataset(object):
     def batches(self, batchsize, order=None):
         """(x[i], t[i]) for i in consecutive slices of ``order``.
 
-        ``order`` (a NumPy permutation, None for 0..n-1) is sliced as
-        SerialIterator slices it without repeat: the last batch is short.
+        ``order`` (NumPy indices, a permutation or the end of one; None for
+        0..n-1) is sliced as SerialIterator slices it without repeat: the
+        last batch is short.
         """
+        n = len(self)
         if order is not None:
+            n = len(order)
             order = self.device.send(order)
-        for start in range(0, len(self), batchsize):
+        for start in range(0, n, batchsize):
             if order is None:
                 index = slice(start, start + batchsize)
             else:

@@ -26,6 +26,9 @@ def test_quick_run_checks_every_path(capsys):
     assert training['ratio'] == (training['binary_s_per_epoch'] /
                                  training['float_s_per_epoch'])
     assert 'training, s per epoch' in '\n'.join(lines)
+    # Its figures come with the warning that they mean nothing.
+    assert lines[0] == ('--quick: sizes that check that every path runs; its '
+                        'times and ratios measure nothing')
 
 
 def test_calibrated_units_fire_on_some_images_only():

@@ -196,3 +196,10 @@ def test_download_failure_names_every_mirror(tmp_path, monkeypatch,
         mnist.get_mnist()
     assert all(m in str(e.value) for m in mirrors)
     assert not os.listdir(no_shipped_copy)
+
+
+def test_a_missing_folder_is_said_to_be_missing(tmp_path):
+    with pytest.raises(mnist.MnistError) as error:
+        mnist.get_mnist(str(tmp_path / 'missing'))
+    assert str(error.value) == '{}: no such folder'.format(
+        tmp_path / 'missing')

@@ -54,3 +54,27 @@ def test_without_matplotlib_one_line_says_so(tmp_path, capsys, monkeypatch):
                               'port=' + PORT_LOG]) == 1
     err = capsys.readouterr().err
     assert 'matplotlib' in err and err.count('\n') == 1
+
+
+def test_a_bare_log_json_is_labelled_by_its_folder_and_drawn_beside_it(
+        tmp_path, monkeypatch):
+    pytest.importorskip('matplotlib')
+    run = tmp_path / 'clip-binary'
+    run.mkdir()
+    (run / 'log.json').write_text(json.dumps(
+        [{'epoch': 1, 'validation/main/accuracy': .9}]))
+    drawn = []
+    monkeypatch.setattr(plot_results, 'plot',
+                        lambda runs, out: drawn.append((runs, out)))
+    assert plot_results.main([str(run / 'log.json'),
+                              'port=' + PORT_LOG]) == 0
+    (runs, out), = drawn
+    assert [label for label, _ in runs] == ['clip-binary', 'port']
+    assert out == str(run / 'test_accuracy.png')
+    assert plot_results.default_label(PORT_LOG) == 'port_log'
+
+
+def test_help_shows_an_example(capsys):
+    with pytest.raises(SystemExit):
+        plot_results.main(['--help'])
+    assert "'clip all=result/log.json'" in capsys.readouterr().out

@@ -2,10 +2,13 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
+import types
 
 import numpy
 import pytest
@@ -54,10 +57,17 @@ def test_short_run_learns_and_prints_the_ports_log(data_slice, tmp_path,
     expected = ['load MNIST dataset', 'epoch 1', 'graph generated', train,
                 test, 'epoch 2', train, test, 'save the model',
                 'save the optimizer']
+    # The port's lines, then one saying what ran and where it went.
+    *lines, last = lines
     assert len(lines) == len(expected)
     for line, pattern in zip(lines, expected):
         assert re.fullmatch(re.escape(pattern).replace('\\#', number), line)
     log = read_log(tmp_path)
+    assert last == (
+        '--preset port: 784-100-100-10, softmax cross entropy, Adam at 0.001 '
+        'over 2 epochs: test accuracy {:.2%} after epoch 2; the model, its '
+        'optimizer state and log.json are in {}'.format(
+            log[1]['validation/main/accuracy'], tmp_path))
     assert [e['epoch'] for e in log] == [1, 2]
     assert log[1]['iteration'] == 2 * N_TRAIN // 100
     # 10,000 images, 2 epochs, 100 units: 0.852-0.859 measured (seeds 1-3).
@@ -77,8 +87,9 @@ def test_plots_are_drawn(data_slice, tmp_path):
 def interrupted_at(batches, epoch, index):
     """A path's ``batches`` method that sends a Ctrl-C before batch
     ``index`` of ``epoch``."""
-    def interrupted(self, data, current):
-        for i, batch in enumerate(batches(self, data, current)):
+    def interrupted(self, data, current, start=0):
+        for i, batch in enumerate(batches(self, data, current, start),
+                                  start):
             if (current, i) == (epoch, index):
                 os.kill(os.getpid(), signal.SIGINT)
             yield batch
@@ -394,7 +405,8 @@ def previous_run(two_epochs, tmp_path):
 
 
 def bad_files(folder):
-    (folder / 'garbage.npz').write_bytes(b'PK\x03\x04 not really a zip')
+    for garbage in (folder / 'garbage.npz', folder / 'result/garbage.npz'):
+        garbage.write_bytes(b'PK\x03\x04 not really a zip')
     numpy.random.seed(0)
     safe_npz.save(str(folder / 'units50.model'),
                   L.Classifier(MnistMLP(784, 50, 10)))
@@ -404,15 +416,29 @@ def bad_files(folder):
     (['--initmodel', 'absent.model'], 'absent.model: no such file'),
     (['--initmodel', 'garbage.npz'], 'garbage.npz is not a readable npz'),
     (['--initmodel', 'units50.model'], 'saved with another --unit'),
-    (['--initmodel', 'result/mlp.model', '--resume', 'garbage.npz'],
-     'garbage.npz is not a readable npz'),
+    (['--initmodel', 'result/mlp.model', '--resume', 'result/garbage.npz'],
+     'result/garbage.npz is not a readable npz'),
     (['--initmodel', 'result/mlp.model', '--resume', 'result/mlp.state',
       '--epoch', '2'], 'has trained 2 epochs already'),
     (['--resume', 'result/mlp.state'], '--resume needs --initmodel'),
     (['--epoch', '0'], 'argument --epoch/-e: must be a positive integer'),
     (['--batchsize', '-1'], 'argument --batchsize/-b: must be a positive'),
     (['--unit', 'many'], "argument --unit/-u: 'many' is not an integer"),
-    (['--dataset-dir', 'nowhere'], 'nowhere has no train-images-idx3-ubyte'),
+    (['--dataset-dir', 'nowhere/'], '--dataset-dir nowhere/: no such folder'),
+    (['--out', 'afile'], '--out afile is a file, not a folder'),
+    (['--initmodel', 'README.md'],
+     'README.md is not a model saved by this package (not an npz file)'),
+    (['--initmodel', 'result/mlp.state'],
+     "result/mlp.state is an optimizer state, not a model: it goes to "
+     "train_mnist.py's --resume"),
+    (['--initmodel', 'result/mlp.model', '--resume', 'result/mlp.model'],
+     'result/mlp.model is a model, not an optimizer state'),
+    (['--epochs', '3'],
+     'unrecognized arguments: --epochs 3 (did you mean --epoch?)'),
+    (['--initmodel', 'result/mlp.model', '--resume', 'result/mlp.state',
+      '--out', 'other', '--epoch', '3'],
+     'result/mlp.state belongs to the run in result, not to --out other: '
+     'resume it with --out result'),
     (['--initmodel', 'result/mlp.model', '--preset', 'paper'],
      'result/mlp.model is a --preset port --unit 100 model, not --preset '
      'paper --unit 100'),
@@ -424,6 +450,8 @@ def test_bad_input_is_one_line_and_harms_nothing(
     cwd = previous_run.parent
     bad_files(cwd)
     before = snapshot(previous_run)
+    (cwd / 'README.md').write_text('# A README\n')
+    (cwd / 'afile').write_text('')
     if '--dataset-dir' not in flags:
         flags = ['--dataset-dir', data_slice] + flags
     result = run_script('--unit', '100', '--out', 'result', *flags, cwd=cwd)
@@ -432,6 +460,10 @@ def test_bad_input_is_one_line_and_harms_nothing(
     assert result.stderr.startswith('train_mnist.py: error: ')
     assert message in result.stderr
     assert snapshot(previous_run) == before
+    assert not (cwd / 'other').exists()
+    if '--out' in flags or '--dataset-dir' in flags[2:]:
+        # The paths are checked before the data are loaded.
+        assert result.stdout == ''
 
 
 def test_gpu_without_cuda_is_one_line(data_slice, previous_run):
@@ -458,3 +490,177 @@ def test_resume_into_a_broken_log_is_one_line(data_slice, previous_run):
     assert 'log.json cannot be continued' in result.stderr
     assert result.stderr.count('\n') == 1, result.stderr
     assert snapshot(previous_run) == before
+
+
+# Ctrl-C and resume, as a user meets them.
+
+@pytest.mark.parametrize('flags', [[], ['--plain'], ['--preset', 'paper']])
+def test_an_interrupt_at_a_random_step_resumes_as_the_uninterrupted_run(
+        data_slice, tmp_path, monkeypatch, capsys, flags):
+    straight, broken = tmp_path / 'straight', tmp_path / 'broken'
+    flags = ['-e', '2', '-u', '16'] + flags
+    assert run(data_slice, straight, *flags) == 0
+    # The paper preset's 8,333 images make 84 batches an epoch.
+    epoch, index = 1 + numpy.random.RandomState(len(flags)).randint(
+        2), numpy.random.RandomState(16 + len(flags)).randint(1, 84)
+    for path in (train_mnist.PlainPath, fast.FastPath):
+        monkeypatch.setattr(path, 'batches', interrupted_at(
+            path.batches, epoch, index))
+    assert run(data_slice, broken, *flags) == 130
+    assert capsys.readouterr().err.startswith(
+        'interrupted after {} complete epoch(s) and {} step(s) of epoch '
+        '{}\n'.format(epoch - 1, index, epoch))
+    monkeypatch.undo()
+    assert run(data_slice, broken, *flags, '--initmodel',
+               str(broken / 'mlp.model'), '--resume',
+               str(broken / 'mlp.state')) == 0
+    printed = capsys.readouterr().out
+    assert 'epoch {}\n'.format(epoch) in printed
+    names = ['mlp.model', 'mlp.state']
+    if 'paper' in flags:
+        names.append('mlp_best.model')
+    for name in names:
+        resumed, expected = arrays(broken / name), arrays(straight / name)
+        assert resumed.keys() == expected.keys()
+        for key in expected:
+            numpy.testing.assert_array_equal(resumed[key], expected[key],
+                                             err_msg=name + ' ' + key)
+    resumed, expected = read_log(broken), read_log(straight)
+    assert [dict(e, elapsed_time=0) for e in resumed] == [
+        dict(e, elapsed_time=0) for e in expected]
+
+
+def test_a_partial_epoch_resumes_only_with_its_batchsize(
+        data_slice, tmp_path, monkeypatch, capsys):
+    for path in (train_mnist.PlainPath, fast.FastPath):
+        monkeypatch.setattr(path, 'batches', interrupted_at(
+            path.batches, 1, 7))
+    assert run(data_slice, tmp_path, '-e', '2', '-u', '16') == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert run(data_slice, tmp_path, '-e', '2', '-u', '16', '-b', '50',
+               '--initmodel', str(tmp_path / 'mlp.model'), '--resume',
+               str(tmp_path / 'mlp.state')) == 1
+    assert capsys.readouterr().err.endswith(
+        'mlp.state stopped within an epoch of batches of 100: resume it '
+        'with --batchsize 100\n')
+
+
+def start_script(*args, cwd):
+    """train_mnist.py in a process of its own, as a shell starts it; the
+    printed resume command names this Python, the venv not being active."""
+    env = dict(os.environ)
+    env.pop('VIRTUAL_ENV', None)
+    return subprocess.Popen([sys.executable, SCRIPT] + list(args), cwd=cwd,
+                            env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def interrupt_once_training(process, out):
+    """Ctrl-C once the first step is taken (graph.dot is written then)."""
+    while not (out / 'graph.dot').exists():
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+
+
+def test_ctrl_c_under_a_closed_pipe_saves_the_run(data_slice, tmp_path):
+    # ./train_mnist.py | tee log: the terminal's Ctrl-C ends tee too, and
+    # every message after it meets a closed pipe.
+    out = tmp_path / 'run1'
+    process = start_script('--unit', '16', '--epoch', '20', '--noplot',
+                           '--dataset-dir', data_slice, '-o', 'run1',
+                           cwd=tmp_path)
+    while not (out / 'graph.dot').exists():
+        assert process.poll() is None
+        time.sleep(0.05)
+    process.stdout.close()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(L.Classifier(MnistMLP(784, 16, 10)))
+    safe_npz.load(str(out / 'mlp.state'), optimizer)
+    assert optimizer.t > 0
+    safe_npz.load(str(out / 'mlp.model'), L.Classifier(MnistMLP(784, 16, 10)))
+
+
+def test_the_printed_resume_command_continues_the_run_and_no_other(
+        data_slice, tmp_path):
+    other = tmp_path / 'result'
+    assert run(data_slice, other, '-e', '2', '-u', '16') == 0
+    before = snapshot(other)
+    out = tmp_path / 'run1'
+    process = start_script('-u', '16', '-e', '3', '--seed', '2', '--noplot',
+                           '--dataset-dir', data_slice, '-o', 'run1',
+                           cwd=tmp_path)
+    interrupt_once_training(process, out)
+    printed, _ = process.communicate(timeout=120)
+    assert process.returncode == 130
+    command = printed.splitlines()[-1]
+    python = os.path.relpath(sys.executable, tmp_path)
+    if python.startswith(os.pardir):
+        python = sys.executable
+    assert command == (
+        'resume with: {} {} --epoch 3 --out run1 --unit 16 --initmodel '
+        'run1/mlp.model --resume run1/mlp.state --seed 2 --dataset-dir {} '
+        '--noplot'.format(python, os.path.relpath(SCRIPT, tmp_path),
+                          data_slice))
+    words = shlex.split(command[len('resume with: '):])
+    # As the issue ran it: without --out, into another run's folder; and
+    # with an --out that names that folder.
+    without_out = words[:4] + words[6:]
+    for wrong in (without_out, words + ['--out', 'result']):
+        refused = subprocess.run(wrong, cwd=tmp_path, capture_output=True,
+                                 text=True, timeout=120)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            'train_mnist.py: error: run1/mlp.state belongs to the run in '
+            'run1, not to --out result: resume it with --out run1\n')
+        assert snapshot(other) == before
+    resumed = subprocess.run(words, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [e['epoch'] for e in read_log(out)] == [1, 2, 3]
+    assert read_log(out)[-1]['iteration'] == 3 * N_TRAIN // 100
+    assert snapshot(other) == before
+
+
+def test_a_log_of_another_run_in_the_folder_is_not_overwritten(
+        data_slice, two_epochs, tmp_path, capsys):
+    # The state of a one-epoch run beside the log of another two-epoch run.
+    assert run(data_slice, tmp_path, '-e', '1', '--seed', '5') == 0
+    shutil.copy(two_epochs / 'log.json', tmp_path / 'log.json')
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert run(data_slice, tmp_path, '-e', '3', '--seed', '5', '--initmodel',
+               str(tmp_path / 'mlp.model'), '--resume',
+               str(tmp_path / 'mlp.state')) == 1
+    assert capsys.readouterr().err.endswith(
+        ': error: {} is not the log of the run {} was saved '
+        'from (another run in this folder since?)\n'.format(
+            tmp_path / 'log.json', tmp_path / 'mlp.state'))
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize('script', [
+    'train_mnist.py', 'xnor_infer.py', 'benchmark.py', 'plot_results.py'])
+def test_a_python_without_chainer_is_told_how_to_run_the_script(script):
+    # -S: no site-packages, so no NumPy, Chainer or tqdm, as the system
+    # python3 that the shebang finds where the venv is not active.
+    result = subprocess.run([sys.executable, '-S', script, '--help'],
+                            cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ''
+    assert result.stderr == (
+        '{0}: error: {1} has no numpy, chainer, tqdm: run .venv/bin/python '
+        '{0}, or . .venv/bin/activate first (make setup makes .venv)\n'
+        .format(script, sys.executable))
+
+
+def test_the_progress_line_leaves_room_for_the_echoed_ctrl_c(monkeypatch):
+    monkeypatch.setattr(sys, 'stderr',
+                        types.SimpleNamespace(fileno=lambda: 2))
+    monkeypatch.setattr(train_mnist.os, 'get_terminal_size',
+                        lambda fd: os.terminal_size((100, 24)))
+    assert train_mnist.progress_width() == 98

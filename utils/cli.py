@@ -4,6 +4,10 @@ A user's mistake ends in one line on stderr and a non-zero exit; these are
 the pieces that make it so.
 """
 import argparse
+import contextlib
+import difflib
+import os
+import sys
 import textwrap
 
 import compat  # noqa: F401  (must precede chainer)
@@ -21,7 +25,22 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         # One line, without argparse's usage block: --help shows that.
+        unknown = 'unrecognized arguments: '
+        if message.startswith(unknown):
+            message += self._close_matches(message[len(unknown):].split())
         self.exit(2, '{}: error: {}\n'.format(self.prog, message))
+
+    def _close_matches(self, words):
+        """' (did you mean --epoch?)' for the flags like ``words``' own."""
+        flags = [f for f in self._option_string_actions if f.startswith('--')]
+        matches = []
+        for word in words:
+            if word.startswith('--'):
+                matches += difflib.get_close_matches(word.split('=')[0],
+                                                     flags, n=1)
+        if not matches:
+            return ''
+        return ' (did you mean {}?)'.format(', '.join(matches))
 
 
 def integer(minimum, what):
@@ -75,6 +94,52 @@ def cupy_failure(error):
     return ("CuPy does not import ({}: {}); CUDA's libraries come with "
             "CuPy's [ctk] extra (make setup GPU=cuda12x, or GPU=cuda13x) "
             "or a CUDA Toolkit".format(type(error).__name__, cause))
+
+
+class _Console(object):
+
+    """A stream whose reader may be gone: ``... | tee log`` ends ``tee``
+    with the same Ctrl-C. What it cannot take is dropped, not raised."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._close()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError:
+            self._close()
+
+    def _close(self):
+        # Later writes, and the flush at exit, then reach /dev/null instead
+        # of failing again (Python's own advice for SIGPIPE).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def console_may_close():
+    """sys.stdout and sys.stderr that cannot raise for a closed pipe or
+    terminal within the block: a lost message must not cost a run."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Console(sys.stdout), _Console(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def synchronize(xp):

@@ -4,10 +4,12 @@ import os
 import signal
 
 from utils import safe_npz
+from utils import training_log
 from utils.cli import UsageError
 
 MODEL_FILE = 'mlp.model'
 STATE_FILE = 'mlp.state'
+PARTIAL_KEYS = {'loss', 'accuracy', 'count', 'batches', 'elapsed_time'}
 
 
 class Interrupts(object):
@@ -38,17 +40,32 @@ class Interrupts(object):
             yield batch
 
 
-def save(model, optimizer, out, recipe):
-    """mlp.model and mlp.state into ``out``, each naming ``recipe``."""
+def save(model, optimizer, out, recipe, log, partial=None):
+    """mlp.model and mlp.state into ``out``, each naming ``recipe``.
+
+    The state also names the last entry of ``log`` (log_end), so that a
+    resumed run can tell its log.json from another run's, and, for an epoch
+    cut short, ``partial``: its steps and sums (training_log.Means.partial)
+    and the elapsed time, so that the epoch resumes at the step it stopped.
+    """
     # A second Ctrl-C must not cut the snapshot short.
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         print('save the model')
         safe_npz.save(os.path.join(out, MODEL_FILE), model, recipe)
         print('save the optimizer')
-        safe_npz.save(os.path.join(out, STATE_FILE), optimizer, recipe)
+        safe_npz.save(os.path.join(out, STATE_FILE), optimizer, recipe,
+                      log_end=log_end(log), partial_epoch=partial)
     finally:
         signal.signal(signal.SIGINT, handler)
+
+
+def log_end(log):
+    """What identifies a run's log.json as it stands: its last epoch, that
+    epoch's iteration and train loss (None for an empty log)."""
+    if not log:
+        return None
+    return {key: log[-1][key] for key in ('epoch', 'iteration', 'main/loss')}
 
 
 def load_model(path, model, recipe):
@@ -64,10 +81,15 @@ def load_model(path, model, recipe):
     safe_npz.load_arrays(arrays, model, path)
 
 
-def load_state(path, optimizer, recipe, rate_decays):
-    """--resume: where the rate decays over the run (``rate_decays``), a
-    state of another --epoch is refused, its schedule spanning that one."""
-    arrays = safe_npz.read(path)
+def load_state(path, optimizer, recipe, rate_decays, batchsize):
+    """--resume: loads the optimizer state; returns its log_end and, where
+    its epoch was cut short, the partial epoch (see save).
+
+    Where the rate decays over the run (``rate_decays``), a state of another
+    --epoch is refused, its schedule spanning that one; a partial epoch, at
+    another --batchsize than its own, whose batches it counts.
+    """
+    arrays = safe_npz.read(path, 'optimizer state')
     saved = safe_npz.recipe_of(arrays, path)
     if rate_decays:
         if saved is None:
@@ -79,3 +101,42 @@ def load_state(path, optimizer, recipe, rate_decays):
                              '--epoch {}: resume it with that --epoch'.format(
                                  path, epochs))
     safe_npz.load_arrays(arrays, optimizer, path)
+    partial = safe_npz.json_entry(arrays, 'partial_epoch', path)
+    if partial is not None:
+        if set(partial) != PARTIAL_KEYS or not all(
+                isinstance(v, (int, float)) for v in partial.values()) or (
+                partial['batches'] < 1):
+            raise safe_npz.LoadError('{}: its partial_epoch entry is not '
+                                     'one this package saves'.format(path))
+        own = partial['count'] // partial['batches']
+        if own != batchsize:
+            raise UsageError('{} stopped within an epoch of batches of {}: '
+                             'resume it with --batchsize {}'.format(
+                                 path, own, own))
+    return safe_npz.json_entry(arrays, 'log_end', path), partial
+
+
+def check_folder(path, out):
+    """--resume continues a run in its own folder only: ``out`` must hold
+    the state ``path``, or another run's files would be overwritten."""
+    folder = os.path.dirname(path) or '.'
+    if not (os.path.isdir(out) and os.path.samefile(folder, out)):
+        raise UsageError('{} belongs to the run in {}, not to --out {}: '
+                         'resume it with --out {}'.format(
+                             path, folder, out, folder))
+
+
+def resumed_log(out, path, epochs, saved_end):
+    """The entries of log.json in ``out`` that the state ``path``, after
+    ``epochs`` epochs, continues; its later ones (from a run stopped before
+    it could save) are dropped.
+
+    The log must end where ``saved_end`` (the state's log_end) says: another
+    run's log is not continued, nor cut.
+    """
+    log = [e for e in training_log.read_log(out) if e['epoch'] <= epochs]
+    if log_end(log) != saved_end:
+        raise UsageError('{} is not the log of the run {} was saved from '
+                         '(another run in this folder since?)'.format(
+                             os.path.join(out, training_log.LOG_FILE), path))
+    return log

@@ -20,17 +20,24 @@ class Means(object):
     """Mean loss and accuracy over batches, each weighted by its size.
 
     Summed on the device, in float64 as the port's Python floats: a float()
-    at each batch would wait for the GPU.
+    at each batch would wait for the GPU. ``Means(**means.partial())``
+    continues the sums where an interrupted epoch left them.
     """
 
-    def __init__(self):
-        self.loss = self.accuracy = 0
-        self.count = 0
+    def __init__(self, loss=0, accuracy=0, count=0, batches=0):
+        self.loss, self.accuracy = loss, accuracy
+        self.count, self.batches = count, batches
 
     def add(self, loss, accuracy, n):
         self.loss += loss.array.astype(numpy.float64) * n
         self.accuracy += accuracy.array.astype(numpy.float64) * n
         self.count += n
+        self.batches += 1
+
+    def partial(self):
+        """The sums so far, as JSON takes them (float64 round-trips)."""
+        return {'loss': float(self.loss), 'accuracy': float(self.accuracy),
+                'count': self.count, 'batches': self.batches}
 
     def result(self):
         return float(self.loss) / self.count, float(self.accuracy) / self.count
@@ -64,9 +71,8 @@ def best_entry(log):
     return best
 
 
-def read_log(out, last_epoch):
-    """The entries of an earlier run's log.json in ``out`` up to
-    ``last_epoch``."""
+def read_log(out):
+    """The entries of an earlier run's log.json in ``out`` ([] if none)."""
     path = os.path.join(out, LOG_FILE)
     try:
         with open(path) as f:
@@ -79,7 +85,7 @@ def read_log(out, last_epoch):
             all(isinstance(e, dict) and 'epoch' in e for e in entries)):
         raise UsageError('{} cannot be continued: it is not a log of '
                          'epochs'.format(path))
-    return [e for e in entries if e['epoch'] <= last_epoch]
+    return entries
 
 
 def write_log(entries, out, plot):
@@ -95,17 +101,27 @@ def _plot_log(entries, out):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [e['epoch'] for e in entries]
+    # The port's preset evaluates the test set under Chainer's key
+    # 'validation' (as its LogReport did); the console calls it test.
+    names = {'': 'train', 'validation/': 'validation', 'test/': 'test'}
+    if 'test/main/accuracy' not in entries[0]:
+        names['validation/'] = 'test'
     for quantity in ('loss', 'accuracy'):
-        figure, axes = plt.subplots()
-        for prefix in ('', 'validation/', 'test/'):
+        figure, axes = plt.subplots(layout='constrained')
+        for prefix, name in names.items():
             key = prefix + 'main/' + quantity
             if key in entries[0]:
                 axes.plot(epochs, [e[key] for e in entries], marker='x',
-                          label=key)
+                          label=name)
         axes.set_xlabel('epoch')
-        axes.legend(loc='best')
+        axes.xaxis.set_major_locator(
+            MaxNLocator(integer=True, min_n_ticks=1))
+        axes.set_ylabel(quantity)
+        # Outside the axes: it covers no point, whatever the curves do.
+        figure.legend(loc='outside right upper')
         with atomic_file.open_for_write(
                 os.path.join(out, quantity + '.png')) as f:
             figure.savefig(f, format='png')
@@ -127,4 +143,3 @@ def write_graph(loss, path):
         (loss,), remove_split=True)
     with atomic_file.open_for_write(path, 'w') as f:
         f.write(graph.dump())
-    print('graph generated')

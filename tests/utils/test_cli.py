@@ -1,4 +1,6 @@
 import argparse
+import os
+import sys
 import types
 
 import numpy
@@ -112,3 +114,33 @@ def test_synchronize_waits_for_the_gpu_only():
     assert events == []
     cli.synchronize(gpu)
     assert events == ['sync']
+
+
+def test_a_mistyped_flag_is_told_the_close_one(capsys):
+    parser = cli.OneLineParser(prog='prog')
+    parser.add_argument('--epoch', '-e', type=int)
+    parser.add_argument('--out', '-o')
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--epochs', '3'])
+    assert capsys.readouterr().err == (
+        'prog: error: unrecognized arguments: --epochs 3 (did you mean '
+        '--epoch?)\n')
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--zzz'])
+    assert capsys.readouterr().err == (
+        'prog: error: unrecognized arguments: --zzz\n')
+
+
+def test_a_closed_console_drops_messages_instead_of_raising(monkeypatch):
+    read, write = os.pipe()
+    os.close(read)
+    stream = os.fdopen(write, 'w')
+    monkeypatch.setattr(sys, 'stdout', stream)
+    with cli.console_may_close():
+        print('lost, not raised')
+        sys.stdout.flush()
+    assert sys.stdout is stream
+    # The descriptor now leads to /dev/null: the flush at exit succeeds.
+    print('also lost', file=stream)
+    stream.flush()
+    stream.close()

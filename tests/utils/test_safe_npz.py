@@ -68,8 +68,12 @@ def test_pickled_objects_are_refused_unrun(tmp_path):
     arrays = serializer.target
     arrays['predictor/l1/W'] = numpy.array([Payload()], dtype=object)
     numpy.savez(path, **arrays)
-    with pytest.raises(LoadError, match='cannot be loaded'):
+    with pytest.raises(LoadError) as error:
         safe_npz.load(path, model())
+    # Not NumPy's advice to pass allow_pickle=True.
+    assert str(error.value) == (
+        '{} is not a model saved by this package (it holds pickled objects, '
+        'which are not loaded)'.format(path))
     assert not marker.exists()
     # The payload is live: loading as Chainer's load_npz does runs it.
     with numpy.load(path, allow_pickle=True) as npz:
@@ -93,13 +97,6 @@ def test_optimizer_of_other_unit_count_is_refused(tmp_path):
     optimizer.setup(model(units=5))
     with pytest.raises(LoadError, match='another --unit'):
         safe_npz.load(path, optimizer)
-
-
-def test_optimizer_file_is_not_a_model(tmp_path):
-    path = str(tmp_path / 's.npz')
-    safe_npz.save(path, trained_optimizer(model()))
-    with pytest.raises(LoadError, match='has no entry'):
-        safe_npz.load(path, model())
 
 
 @pytest.mark.parametrize('content', [b'', b'not a zip file at all',
@@ -169,3 +166,32 @@ def test_saves_are_uncompressed(tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert {info.compress_type for info in archive.infolist()} == {
             zipfile.ZIP_STORED}
+
+
+@pytest.mark.parametrize('content', [b'# README\n', b'\x93NUMPY', b''])
+def test_a_file_of_another_kind_is_not_ours(tmp_path, content):
+    path = tmp_path / 'README.md'
+    path.write_bytes(content)
+    for obj, what in ((model(), 'model'),
+                      (trained_optimizer(model()), 'optimizer state')):
+        with pytest.raises(LoadError) as error:
+            safe_npz.load(str(path), obj)
+        assert str(error.value) == (
+            '{} is not a {} saved by this package (not an npz file)'.format(
+                path, what))
+
+
+def test_a_model_and_a_state_given_for_each_other_say_so(tmp_path):
+    model_path, state_path = str(tmp_path / 'm.npz'), str(tmp_path / 's.npz')
+    safe_npz.save(model_path, model())
+    safe_npz.save(state_path, trained_optimizer(model()))
+    with pytest.raises(LoadError) as error:
+        safe_npz.load(state_path, model())
+    assert str(error.value) == (
+        "{} is an optimizer state, not a model: it goes to train_mnist.py's "
+        "--resume".format(state_path))
+    with pytest.raises(LoadError) as error:
+        safe_npz.load(model_path, trained_optimizer(model()))
+    assert str(error.value) == (
+        "{} is a model, not an optimizer state: it goes to train_mnist.py's "
+        "--initmodel".format(model_path))

@@ -1,3 +1,8 @@
+import json
+
+import numpy
+import pytest
+
 from utils import training_log
 
 
@@ -16,3 +21,46 @@ def test_best_entry_is_the_latest_of_highest_validation_accuracy():
     assert training_log.best_entry(log)['epoch'] == 4
     assert training_log.best_entry([{'epoch': 1,
                                      'validation/main/accuracy': 1}]) is None
+
+
+def test_plots_say_what_they_show(tmp_path, monkeypatch):
+    pytest.importorskip('matplotlib')
+    import matplotlib.pyplot as plt
+    figures = []
+    monkeypatch.setattr(plt, 'close', figures.append)
+    # One epoch of the port's preset: its test set under 'validation'.
+    training_log.write_log([{'epoch': 1, 'main/loss': .5,
+                             'main/accuracy': .9,
+                             'validation/main/loss': .4,
+                             'validation/main/accuracy': .95}],
+                           str(tmp_path), plot=True)
+    for figure, quantity in zip(figures, ('loss', 'accuracy')):
+        axes, = figure.axes
+        assert axes.get_ylabel() == quantity
+        legend, = figure.legends
+        assert [t.get_text() for t in legend.get_texts()] == ['train', 'test']
+        figure.canvas.draw()
+        # The legend covers no point; the ticks are whole epochs.
+        renderer = figure.canvas.get_renderer()
+        assert not legend.get_window_extent(renderer).overlaps(
+            axes.get_window_extent(renderer))
+        ticks = [t for t in axes.get_xticks()
+                 if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+        assert ticks and all(t == int(t) for t in ticks)
+        plt.close(figure)
+
+
+def test_means_continue_from_their_partial_sums():
+    import chainer
+    values = numpy.random.RandomState(0).rand(10).astype(numpy.float32)
+    whole, first = training_log.Means(), training_log.Means()
+    for i, value in enumerate(values):
+        v = chainer.Variable(numpy.array(value))
+        whole.add(v, v, 100)
+        if i == 3:
+            first = training_log.Means(**json.loads(json.dumps(
+                whole.partial())))
+        elif i > 3:
+            first.add(v, v, 100)
+    assert first.result() == whole.result()
+    assert (first.count, first.batches) == (1000, 10)
