@@ -345,38 +345,31 @@ class PackedMLP(object):
 
     def _scores_compiled(self, kernels, pixels, hidden):
         if self._compiled_layers is None:
-            self._compiled_layers = self._fold_bit_planes()
-        planes = kernels.bit_planes(pixels,
-                                    self._compiled_layers[0][0].shape[1])
-        for w, threshold, flip in self._compiled_layers:
-            x = kernels.sign_bits(planes, w, threshold, flip)
+            self._compiled_layers = self._fold_bit_planes(kernels)
+        first, layers = self._compiled_layers[0], self._compiled_layers[1:]
+        x = kernels.first_sign_bits(pixels, first)
+        if hidden is not None:
+            hidden.append(x)
+        for w, threshold, flip, wt in layers:
+            x = kernels.sign_bits(x[None], w, threshold, flip, wt)
             if hidden is not None:
                 hidden.append(x)
-            planes = x[None]
         return kernels.xnor_popcount(
             x, self.arrays['l{}/W'.format(self.n_layers)])
 
-    def _fold_bit_planes(self):
-        """The hidden layers as xnor_cpu.sign_bits takes them, the first on
-        the pixels' bit planes p = sum_b 2^b plane_b.
-
-        For w in {-1, +1} (bits 1 for +1), p . w = 255 popcount(w) - D with
-        D = sum_b 2^b popcount(plane_b XOR w), so S >= t iff
-        not D >= 255 popcount(w) - t + 1.
-        """
-        w = self.arrays['l1/W']
-        # Rows of whole 16-word steps of the vectorised loop over words
-        # (with AVX-512): 784 bits in 13 words would take its scalar tail.
-        padded = numpy.zeros((len(w), -(-w.shape[1] // 16) * 16), w.dtype)
-        padded[:, :w.shape[1]] = w
-        t = (255 * popcount(w).sum(axis=1, dtype=numpy.int64) -
-             self.arrays['l1/threshold'] + 1)
-        layers = [(padded, t.astype(numpy.int32), ~self.arrays['l1/flip'])]
+    def _fold_bit_planes(self, kernels):
+        """The hidden layers as xnor_cpu takes them: the first on the path
+        that xnor_cpu.FIRST_LAYER names, the others with their transposed
+        weights."""
+        layers = [kernels.first_layer(
+            self._first.T.astype(numpy.int8), self.arrays['l1/threshold'],
+            self.arrays['l1/flip'])]
         for k in range(2, self.n_layers):
             name = 'l{}/'.format(k)
             layers.append((self.arrays[name + 'W'],
                            self.arrays[name + 'threshold'],
-                           self.arrays[name + 'flip']))
+                           self.arrays[name + 'flip'],
+                           kernels.transpose(self.arrays[name + 'W'])))
         return layers
 
     def logits(self, pixels, batchsize=10000):
