@@ -2,9 +2,10 @@
 """Measures the packed XNOR engine against float, side by side in one process.
 
 1. product: d = popcount(a XOR w) on packed rows against a float32 matmul of
-   the same +-1 matrices (and float16 on a GPU), M x K x N; on the CPU, the
-   first call of the compiled kernels, and the words a second reached
-   against a loop of nothing but XOR, popcount and sum over cached words;
+   the same +-1 matrices (and float16 on a GPU), M x K x N; on the CPU, BLAS's
+   kernel and the first layer's path, the first call of the compiled
+   kernels, and the words a second reached against a loop of nothing but
+   XOR, popcount and sum over cached words;
    on a GPU also the __popcll kernel, which the 1-bit tensor cores replace
    from sm_80 on;
 2. inference: the 10,000 MNIST test images through Chainer's float path and
@@ -23,6 +24,7 @@ import time
 import compat
 
 import numpy
+import threadpoolctl
 
 import chainer
 from chainer.dataset import convert
@@ -102,33 +104,44 @@ def bench_compiled():
     kernels.xnor_popcount(words, words)
     kernels.sign_bits(words[None], words, numpy.zeros(1, numpy.int32),
                       numpy.zeros(1, bool))
-    kernels.bit_planes(numpy.zeros((1, 1), numpy.uint8), 1)
+    kernels.first_sign_bits(numpy.zeros((1, 1), numpy.uint8),
+                            kernels.first_layer(numpy.ones((1, 1), numpy.int8),
+                                                numpy.zeros(1), [False]))
     seconds = time.perf_counter() - start
     import numba
     return {'first_call_s': seconds, 'threads': numba.get_num_threads(),
+            'first_layer': kernels.FIRST_LAYER,
             'ceiling_words_per_s': kernels.xor_popcount_rate()}
 
 
 def bench_product(xp, shapes):
+    kernels = xnor.compiled() if xp is numpy else None
     rng = numpy.random.RandomState(0)
     rows = []
     for m, k, n in shapes:
         a = xp.asarray(numpy.where(rng.rand(m, k) < .5, 1, -1), numpy.float32)
         w = xp.asarray(numpy.where(rng.rand(n, k) < .5, 1, -1), numpy.float32)
-        # Weights are packed once; activations come packed from the layer
-        # before: packing is not part of the product.
+        # Weights are packed once, in the layout their product takes, as the
+        # float side's are transposed once; activations come packed from
+        # the layer before: packing is not part of the product.
         a_bits, w_bits = xnor.pack_signs(a >= 0), xnor.pack_signs(w >= 0)
         w_t = w.T.copy()
+        product = xnor.xnor_popcount
+        if kernels is not None:
+            wt = kernels.transpose(w_bits)
+
+            def product(a_bits, w_bits):
+                return kernels.xnor_popcount(a_bits, w_bits, wt)
         # Runs for a second, not 5 runs: for a while after each call
         # OpenBLAS's threads spin, and the first runs of the product after
         # them wait for a core.
         row = {'m': m, 'k': k, 'n': n,
                'float32_s': best_time(lambda: a.dot(w_t), xp,
                                       max_repeat=1000),
-               'xnor_s': best_time(lambda: xnor.xnor_popcount(a_bits, w_bits),
+               'xnor_s': best_time(lambda: product(a_bits, w_bits),
                                    xp, max_repeat=1000)}
         row['words_per_s'] = m * n * a_bits.shape[1] / row['xnor_s']
-        products = [xnor.xnor_popcount]
+        products = [product]
         if xp is not numpy:
             a16, w16 = a.astype(numpy.float16), w_t.astype(numpy.float16)
             row['float16_s'] = best_time(lambda: a16.dot(w16), xp)
@@ -216,7 +229,7 @@ def bench_training(device, n_units, iterations, train):
 def machine(device):
     info = {'python': platform.python_version(), 'numpy': numpy.__version__,
             'chainer': chainer.__version__, 'cpu': cpu_name(),
-            'cores': os.cpu_count()}
+            'cores': os.cpu_count(), 'blas': blas_kernel()}
     if device.xp is not numpy:
         cupy = device.xp
         info['cupy'] = cupy.__version__
@@ -225,6 +238,17 @@ def machine(device):
         info['xnor_kernel'] = ('tensor cores (mma b1)' if xnor_mma.supported()
                                else '__popcll')
     return info
+
+
+def blas_kernel():
+    """NumPy's BLAS and the kernel it chose for this CPU, as threadpoolctl
+    reads them from the library, and OPENBLAS_CORETYPE where it forced one."""
+    names = ['{} {}'.format(lib['internal_api'], lib.get('architecture', ''))
+             .strip() for lib in threadpoolctl.threadpool_info()
+             if lib['user_api'] == 'blas']
+    forced = os.environ.get('OPENBLAS_CORETYPE')
+    return ', '.join(names or ['unknown']) + (
+        ' (forced by OPENBLAS_CORETYPE={})'.format(forced) if forced else '')
 
 
 def cpu_name():
@@ -240,7 +264,8 @@ def cpu_name():
 
 def print_tables(result):
     gpu = 'gpu' in result['machine']
-    print('product, M x K x N (ms); xnor: popcount(a XOR w) on packed words')
+    print('product, M x K x N (ms); xnor: popcount(a XOR w) on packed words; '
+          'float32 by {}'.format(result['machine']['blas']))
     print('{:>17s} {:>10s} {:>10s} {:>10s} {:>9s} {:>9s} {:>6s}'.format(
         'M x K x N', 'float32', 'float16' if gpu else '', 'xnor',
         'vs f32', 'Gword/s', 'equal'))
@@ -256,9 +281,10 @@ def print_tables(result):
         print('compiled kernels: first call {:.2f} s (compiling, or loading '
               'the cache); {} threads; XOR-popcount-sum over cached words '
               '{:.1f} Gword/s, of which the product reached up to '
-              '{:.0%}'.format(cpu['first_call_s'], cpu['threads'],
-                              cpu['ceiling_words_per_s'] / 1e9,
-                              best / cpu['ceiling_words_per_s']))
+              '{:.0%}; first layer by {}'.format(
+                  cpu['first_call_s'], cpu['threads'],
+                  cpu['ceiling_words_per_s'] / 1e9,
+                  best / cpu['ceiling_words_per_s'], cpu['first_layer']))
     if gpu:
         print('xnor by {}, against float16 and the __popcll kernel'.format(
             result['machine']['xnor_kernel']))
