@@ -72,9 +72,10 @@ def _accumulators(builder, ty, count):
     return [cgutils.alloca_once_value(builder, zero) for _ in range(count)]
 
 
-def _xor_popcount_block(rows):
-    """out[si + r, sj + 8 c + l] += sum_k popcount(a[i + r, k] XOR
-    wt[g + c, k, l]) << shift, for r < rows, c < 4, l < 8.
+def _xor_popcount_block(rows, accumulate):
+    """out[si + r, sj + 8 c + l] (+)= sum_k popcount(a[i + r, k] XOR
+    wt[g + c, k, l]) << shift, for r < rows, c < 4, l < 8: added to out
+    where ``accumulate``, else stored.
 
     A word of a, broadcast, meets 8 rows of w at once (wt holds them
     transposed), so that the sums need no horizontal reduction: narrow rows
@@ -122,16 +123,19 @@ def _xor_popcount_block(rows):
                                              _I64(4)))
                     s = builder.shl(builder.trunc(
                         builder.load(accs[4 * r + c]), _V8I32), amount)
-                    builder.store(builder.add(_load(builder, p, _V8I32), s),
-                                  builder.bitcast(p, _V8I32.as_pointer()),
+                    if accumulate:
+                        s = builder.add(_load(builder, p, _V8I32), s)
+                    builder.store(s, builder.bitcast(p, _V8I32.as_pointer()),
                                   align=1)
             return context.get_dummy_value()
         return sig, codegen
     return block
 
 
-_xor_popcount_4 = _xor_popcount_block(4)
-_xor_popcount_1 = _xor_popcount_block(1)
+_xor_popcount_4 = _xor_popcount_block(4, False)
+_xor_popcount_1 = _xor_popcount_block(1, False)
+_xor_popcount_add_4 = _xor_popcount_block(4, True)
+_xor_popcount_add_1 = _xor_popcount_block(1, True)
 
 
 def transpose(w):
@@ -145,30 +149,58 @@ def transpose(w):
 
 
 @numba.njit(**_JIT)
-def _tile_sums(planes, wt, n, t, col_tiles):
-    """Tile t's rows r0:r1, columns c0:c1 (of n) and the sums of sign_bits'
-    S over them, in a buffer that stays in cache while the planes add to
-    it."""
-    r0, c0 = t // col_tiles * TILE, t % col_tiles * TILE
-    r1, c1 = min(r0 + TILE, planes.shape[1]), min(c0 + TILE, n)
-    s = numpy.zeros((TILE, TILE), numpy.int32)
+def _sums(planes, wt, r0, r1, c0, out, oi, oj):
+    """out[oi + i, oj + j] = S[r0 + i, c0 + j], sign_bits' S, for
+    i < r1 - r0, j < TILE."""
     for b in range(len(planes)):
         a = planes[b]
         for i in range(r0, r1 - 3, 4):
             for j in range(0, TILE, 32):
-                _xor_popcount_4(a, i, wt, (c0 + j) // 8, s, i - r0, j, b)
+                if b == 0:
+                    _xor_popcount_4(a, i, wt, (c0 + j) // 8, out,
+                                    oi + i - r0, oj + j, b)
+                else:
+                    _xor_popcount_add_4(a, i, wt, (c0 + j) // 8, out,
+                                        oi + i - r0, oj + j, b)
         for i in range(r1 - (r1 - r0) % 4, r1):
             for j in range(0, TILE, 32):
-                _xor_popcount_1(a, i, wt, (c0 + j) // 8, s, i - r0, j, b)
+                if b == 0:
+                    _xor_popcount_1(a, i, wt, (c0 + j) // 8, out,
+                                    oi + i - r0, oj + j, b)
+                else:
+                    _xor_popcount_add_1(a, i, wt, (c0 + j) // 8, out,
+                                        oi + i - r0, oj + j, b)
+
+
+@numba.njit(**_JIT)
+def _tile(t, rows, n):
+    """Tile t's rows r0:r1 and columns c0:c1."""
+    col_tiles = -(-n // TILE)
+    r0, c0 = t // col_tiles * TILE, t % col_tiles * TILE
+    return r0, min(r0 + TILE, rows), c0, min(c0 + TILE, n)
+
+
+@numba.njit(**_JIT)
+def _tile_sums(planes, wt, n, t):
+    """Tile t's rows and columns and the sums of sign_bits' S over them, in
+    a buffer that stays in cache while the planes add to it."""
+    r0, r1, c0, c1 = _tile(t, planes.shape[1], n)
+    s = numpy.empty((TILE, TILE), numpy.int32)
+    _sums(planes, wt, r0, r1, c0, s, 0, 0)
     return r0, r1, c0, c1, s
 
 
 @numba.njit(parallel=True, **_JIT)
 def _product(planes, wt, d):
-    col_tiles = -(-d.shape[1] // TILE)
-    for t in prange(-(-planes.shape[1] // TILE) * col_tiles):
-        r0, r1, c0, c1, s = _tile_sums(planes, wt, d.shape[1], t, col_tiles)
-        d[r0:r1, c0:c1] = s[:r1 - r0, :c1 - c0]
+    m, n = d.shape
+    for t in prange(-(-m // TILE) * -(-n // TILE)):
+        r0, r1, c0, c1 = _tile(t, m, n)
+        if c1 - c0 == TILE:
+            # Straight into d: no buffer to fill and copy.
+            _sums(planes, wt, r0, r1, c0, d, r0, c0)
+        else:
+            r0, r1, c0, c1, s = _tile_sums(planes, wt, n, t)
+            d[r0:r1, c0:c1] = s[:r1 - r0, :c1 - c0]
 
 
 def xnor_popcount(a, w, wt=None):
@@ -193,10 +225,8 @@ def _pack_tile(s, r0, r1, c0, c1, threshold, flip, bits):
 
 @numba.njit(parallel=True, **_JIT)
 def _sign_bits(planes, wt, threshold, flip, bits):
-    col_tiles = -(-len(threshold) // TILE)
-    for t in prange(-(-planes.shape[1] // TILE) * col_tiles):
-        r0, r1, c0, c1, s = _tile_sums(planes, wt, len(threshold), t,
-                                       col_tiles)
+    for t in prange(-(-planes.shape[1] // TILE) * -(-len(threshold) // TILE)):
+        r0, r1, c0, c1, s = _tile_sums(planes, wt, len(threshold), t)
         _pack_tile(s, r0, r1, c0, c1, threshold, flip, bits)
 
 
