@@ -7,8 +7,9 @@ of w at a time, a word of a broadcast against 8 rows of w that transpose()
 lays side by side, so that each sum stays in its own vector lane, with no
 horizontal sum however few words a row has.
 
-A hidden layer, sign_bits, compares each tile's sums with the thresholds
-and packs the bits while the sums are in cache. The first layer multiplies
+A hidden layer, sign_bits, compares each tile's sums with the thresholds,
+64 units to a vector compare into a mask, and packs the bits while the
+sums are in cache. The first layer multiplies
 the 8-bit pixels by the +-1 weights with VPDPBUSD where the CPU has
 AVX512-VNNI (FIRST_LAYER says which), else takes them as bit planes,
 p = sum_b 2^b plane_b, through the popcount tiles; its sums are exact
@@ -29,7 +30,8 @@ WORD_BITS = 64
 TILE = 64
 _I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
 _V8I32, _V8I64 = ir.VectorType(_I32, 8), ir.VectorType(_I64, 8)
-_V16I32 = ir.VectorType(_I32, 16)
+_V16I32, _V64I32 = ir.VectorType(_I32, 16), ir.VectorType(_I32, 64)
+_V64I8 = ir.VectorType(_I8, 64)
 _JIT = {'cache': True, 'nogil': True, 'boundscheck': False,
         'error_model': 'numpy'}
 
@@ -212,22 +214,51 @@ def xnor_popcount(a, w, wt=None):
     return d
 
 
+@intrinsic
+def _pack_row(typingctx, s, i, threshold, flip, c0):
+    """The word of bits (s[i, j] >= threshold[c0 + j]) XOR flip[c0 + j],
+    bit j for j < 64, by vector compares into a mask."""
+    sig = types.uint64(s, types.intp, threshold, flip, types.intp)
+
+    def codegen(context, builder, signature, args):
+        s_ty, _, t_ty, f_ty, _ = signature.args
+        s, i, threshold, flip, c0 = args
+        sums = _load(builder, _pointer(context, builder, s_ty, s, i, _I64(0)),
+                     _V64I32)
+        t = _load(builder, _pointer(context, builder, t_ty, threshold, c0,
+                                    _I64(0)), _V64I32)
+        f = _load(builder, _pointer(context, builder, f_ty, flip, c0,
+                                    _I64(0)), _V64I8)
+        bits = builder.xor(builder.icmp_signed('>=', sums, t),
+                           builder.icmp_unsigned('!=', f,
+                                                 ir.Constant(_V64I8, [0] * 64)))
+        return builder.bitcast(bits, _I64)
+    return sig, codegen
+
+
 @numba.njit(**_JIT)
-def _pack_tile(s, r0, r1, c0, c1, threshold, flip, bits):
+def _pack_tile(s, r0, r1, c0, threshold, flip, bits):
     """bits[r0:r1] of word c0 / 64 = (s >= threshold) XOR flip, packed."""
     for i in range(r1 - r0):
-        word = numpy.uint64(0)
-        for j in range(c1 - c0):
-            if (s[i, j] >= threshold[c0 + j]) != flip[c0 + j]:
-                word |= numpy.uint64(1) << numpy.uint64(j)
-        bits[r0 + i, c0 // WORD_BITS] = word
+        bits[r0 + i, c0 // WORD_BITS] = _pack_row(s, i, threshold, flip, c0)
+
+
+def _padded(threshold, flip):
+    """threshold and flip to whole words of units, the units past N never
+    +1, as _pack_row reads them."""
+    n = -(-len(threshold) // WORD_BITS) * WORD_BITS
+    t = numpy.full(n, numpy.iinfo(numpy.int32).max, numpy.int32)
+    t[:len(threshold)] = threshold
+    f = numpy.zeros(n, numpy.bool_)
+    f[:len(flip)] = flip
+    return t, f
 
 
 @numba.njit(parallel=True, **_JIT)
 def _sign_bits(planes, wt, threshold, flip, bits):
     for t in prange(-(-planes.shape[1] // TILE) * -(-len(threshold) // TILE)):
         r0, r1, c0, c1, s = _tile_sums(planes, wt, len(threshold), t)
-        _pack_tile(s, r0, r1, c0, c1, threshold, flip, bits)
+        _pack_tile(s, r0, r1, c0, threshold, flip, bits)
 
 
 def sign_bits(planes, w, threshold, flip, wt=None):
@@ -242,14 +273,13 @@ def sign_bits(planes, w, threshold, flip, wt=None):
     bits = numpy.empty((planes.shape[1], -(-len(w) // WORD_BITS)),
                        numpy.uint64)
     _sign_bits(numpy.ascontiguousarray(planes),
-               transpose(w) if wt is None else wt,
-               numpy.ascontiguousarray(threshold, numpy.int32),
-               numpy.ascontiguousarray(flip, numpy.bool_), bits)
+               transpose(w) if wt is None else wt, *_padded(threshold, flip),
+               bits)
     return bits
 
 
 def _dpbusd_block(rows):
-    """out[si + r, 16 c + l] += sum_k p[i + r, k] wt[g + c, k // 4, l, k % 4]
+    """out[si + r, 16 c + l] = sum_k p[i + r, k] wt[g + c, k // 4, l, k % 4]
     over k < K, for uint8 pixels p (M, K), r < rows, c < 4, l < 16.
 
     Each VPDPBUSD multiplies 4 pixels of a row, broadcast, by the weights of
@@ -314,11 +344,10 @@ def _dpbusd_block(rows):
                     pointer = _pointer(context, builder, out_ty, out,
                                        builder.add(si, _I64(r)),
                                        _I64(64 * c))
-                    builder.store(builder.add(
-                        _load(builder, pointer, _V16I32),
-                        builder.load(accs[4 * r + c])),
-                        builder.bitcast(pointer, _V16I32.as_pointer()),
-                        align=1)
+                    builder.store(builder.load(accs[4 * r + c]),
+                                  builder.bitcast(pointer,
+                                                  _V16I32.as_pointer()),
+                                  align=1)
             return context.get_dummy_value()
         return sig, codegen
     return block
@@ -343,14 +372,13 @@ def dpbusd_weights(signs):
 def _pixel_sign_bits(pixels, wt, threshold, flip, bits):
     col_tiles = -(-len(threshold) // TILE)
     for t in prange(-(-len(pixels) // TILE) * col_tiles):
-        r0, c0 = t // col_tiles * TILE, t % col_tiles * TILE
-        r1, c1 = min(r0 + TILE, len(pixels)), min(c0 + TILE, len(threshold))
-        s = numpy.zeros((TILE, TILE), numpy.int32)
+        r0, r1, c0, _ = _tile(t, len(pixels), len(threshold))
+        s = numpy.empty((TILE, TILE), numpy.int32)
         for i in range(r0, r1 - 3, 4):
             _dpbusd_4(pixels, i, wt, c0 // 16, s, i - r0)
         for i in range(r1 - (r1 - r0) % 4, r1):
             _dpbusd_1(pixels, i, wt, c0 // 16, s, i - r0)
-        _pack_tile(s, r0, r1, c0, c1, threshold, flip, bits)
+        _pack_tile(s, r0, r1, c0, threshold, flip, bits)
 
 
 def pixel_sign_bits(pixels, wt, threshold, flip):
@@ -360,8 +388,7 @@ def pixel_sign_bits(pixels, wt, threshold, flip):
     bits = numpy.empty((len(pixels), -(-len(threshold) // WORD_BITS)),
                        numpy.uint64)
     _pixel_sign_bits(numpy.ascontiguousarray(pixels, numpy.uint8), wt,
-                     numpy.ascontiguousarray(threshold, numpy.int32),
-                     numpy.ascontiguousarray(flip, numpy.bool_), bits)
+                     *_padded(threshold, flip), bits)
     return bits
 
 
