@@ -9,11 +9,10 @@ horizontal sum however few words a row has.
 
 A hidden layer, sign_bits, compares each tile's sums with the thresholds,
 64 units to a vector compare into a mask, and packs the bits while the
-sums are in cache. The first layer multiplies
-the 8-bit pixels by the +-1 weights with VPDPBUSD where the CPU has
-AVX512-VNNI (FIRST_LAYER says which), else takes them as bit planes,
-p = sum_b 2^b plane_b, through the popcount tiles; its sums are exact
-integers either way.
+sums are in cache. The first layer multiplies the 8-bit pixels by the +-1
+weights with VPDPBUSD where the CPU has AVX512-VNNI (FIRST_LAYER says
+which), else takes them as bit planes, p = sum_b 2^b plane_b, through the
+popcount tiles; its sums are exact integers either way.
 """
 import time
 
@@ -420,7 +419,7 @@ def first_layer(signs, threshold, flip, path=None):
     path = path or FIRST_LAYER
     threshold = numpy.asarray(threshold, numpy.int32)
     if path == VNNI:
-        return path, dpbusd_weights(signs), threshold, flip
+        return path, dpbusd_weights(signs), threshold, flip, None
     # p . w = 255 popcount(w) - D for D = sum_b 2^b popcount(plane_b XOR w),
     # so S >= t iff not D >= 255 popcount(w) - t + 1.
     ones = signs > 0
@@ -429,16 +428,17 @@ def first_layer(signs, threshold, flip, path=None):
     padded[:, :signs.shape[1]] = ones
     w = numpy.packbits(padded, axis=1, bitorder='little').view('<u8')
     t = 255 * ones.sum(axis=1, dtype=numpy.int64) - threshold + 1
-    return path, w, t.astype(numpy.int32), ~numpy.asarray(flip, bool)
+    return (path, w, t.astype(numpy.int32), ~numpy.asarray(flip, bool),
+            transpose(w))
 
 
 def first_sign_bits(pixels, layer):
     """The first layer's packed bits for uint8 pixels (M, K), layer =
     first_layer(...)."""
-    path, w, threshold, flip = layer
+    path, w, threshold, flip, wt = layer
     if path == VNNI:
         return pixel_sign_bits(pixels, w, threshold, flip)
-    return sign_bits(bit_planes(pixels, w.shape[1]), w, threshold, flip)
+    return sign_bits(bit_planes(pixels, w.shape[1]), w, threshold, flip, wt)
 
 
 def _has_vnni():
