@@ -2,9 +2,10 @@
 """Measures the packed XNOR engine against float, side by side in one process.
 
 1. product: d = popcount(a XOR w) on packed rows against a float32 matmul of
-   the same +-1 matrices (and float16 on a GPU), M x K x N; on the CPU, the
-   first call of the compiled kernels, and the words a second reached
-   against a loop of nothing but XOR, popcount and sum over cached words;
+   the same +-1 matrices (and float16 on a GPU), M x K x N; on the CPU, BLAS's
+   kernel and the first layer's path, the first call of the compiled
+   kernels, and the words a second reached against a loop of nothing but
+   XOR, popcount and sum over cached words;
    on a GPU also the __popcll kernel, which the 1-bit tensor cores replace
    from sm_80 on;
 2. inference: the 10,000 MNIST test images through Chainer's float path and
@@ -23,6 +24,7 @@ import time
 import compat
 
 import numpy
+import threadpoolctl
 
 import chainer
 from chainer.dataset import convert
@@ -104,18 +106,28 @@ def bench_compiled():
     kernels.xnor_popcount(words, words)
     kernels.sign_bits(words[None], words, numpy.zeros(1, numpy.int32),
                       numpy.zeros(1, bool))
-    kernels.bit_planes(numpy.zeros((1, 1), numpy.uint8), 1)
+    kernels.first_sign_bits(numpy.zeros((1, 1), numpy.uint8),
+                            kernels.first_layer(numpy.ones((1, 1), numpy.int8),
+                                                numpy.zeros(1), [False]))
     seconds = time.perf_counter() - start
     import numba
     return {'first_call_s': seconds, 'threads': numba.get_num_threads(),
+            'first_layer': kernels.FIRST_LAYER,
             'ceiling_words_per_s': kernels.xor_popcount_rate()}
 
 
 def xnor_product(a, w):
-    """The product of packed rows as inference runs it, for timing: on the
-    tensor cores the rows padded and counted beforehand, as TensorCoreMLP
-    pads and counts the weights once and each layer counts its outputs."""
-    if isinstance(a, numpy.ndarray) or not mma.supported():
+    """The product of packed rows as inference runs it, for timing: the
+    weights prepared once, as a layer keeps them (on the CPU also
+    transposed; on the tensor cores padded and counted), the activations as
+    the layer before leaves them (counted, on the tensor cores)."""
+    if isinstance(a, numpy.ndarray):
+        kernels = packed.compiled()
+        if kernels is None:
+            return lambda: packed.xnor_popcount(a, w)
+        wt = kernels.transpose(w)
+        return lambda: kernels.xnor_popcount(a, w, wt)
+    if not mma.supported():
         return lambda: packed.xnor_popcount(a, w)
     a, w = mma.pad_rows(a), mma.pad_rows(w)
     a_counts, w_counts = mma.row_counts(a), mma.row_counts(w)
@@ -128,23 +140,23 @@ def bench_product(xp, shapes):
     for m, k, n in shapes:
         a = xp.asarray(numpy.where(rng.rand(m, k) < .5, 1, -1), numpy.float32)
         w = xp.asarray(numpy.where(rng.rand(n, k) < .5, 1, -1), numpy.float32)
-        # Weights are packed once; activations come packed from the layer
-        # before: packing is not part of the product.
+        # Weights are packed once, in the layout their product takes, as the
+        # float side's are transposed once; activations come packed from
+        # the layer before: packing is not part of the product.
         a_bits = reference.pack_signs(a >= 0)
         w_bits = reference.pack_signs(w >= 0)
         w_t = w.T.copy()
+        timed = xnor_product(a_bits, w_bits)
         # Runs for a second, not 5 runs: for a while after each call
         # OpenBLAS's threads spin, and the first runs of the product after
         # them wait for a core.
         row = {'m': m, 'k': k, 'n': n,
                'float32_s': best_time(lambda: a.dot(w_t), xp,
                                       max_repeat=1000),
-               'xnor_s': best_time(xnor_product(a_bits, w_bits), xp,
-                                   max_repeat=1000)}
+               'xnor_s': best_time(timed, xp, max_repeat=1000)}
         row['words_per_s'] = m * n * a_bits.shape[1] / row['xnor_s']
-        products = [packed.xnor_popcount]
+        products = [lambda a, w: timed(), packed.xnor_popcount]
         if xp is not numpy:
-            products.append(lambda a, w: xnor_product(a, w)())
             a16, w16 = a.astype(numpy.float16), w_t.astype(numpy.float16)
             row['float16_s'] = best_time(lambda: a16.dot(w16), xp)
             row['popcll_s'] = best_time(
@@ -231,7 +243,7 @@ def bench_training(device, n_units, iterations, train):
 def machine(device):
     info = {'python': platform.python_version(), 'numpy': numpy.__version__,
             'chainer': chainer.__version__, 'cpu': cpu_name(),
-            'cores': os.cpu_count()}
+            'cores': os.cpu_count(), 'blas': blas_kernel()}
     if device.xp is not numpy:
         cupy = device.xp
         info['cupy'] = cupy.__version__
@@ -240,6 +252,17 @@ def machine(device):
         info['xnor_kernel'] = ('tensor cores (mma b1)' if mma.supported()
                                else '__popcll')
     return info
+
+
+def blas_kernel():
+    """NumPy's BLAS and the kernel it chose for this CPU, as threadpoolctl
+    reads them from the library, and OPENBLAS_CORETYPE where it forced one."""
+    names = ['{} {}'.format(lib['internal_api'], lib.get('architecture', ''))
+             .strip() for lib in threadpoolctl.threadpool_info()
+             if lib['user_api'] == 'blas']
+    forced = os.environ.get('OPENBLAS_CORETYPE')
+    return ', '.join(names or ['unknown']) + (
+        ' (forced by OPENBLAS_CORETYPE={})'.format(forced) if forced else '')
 
 
 def cpu_name():
@@ -255,7 +278,8 @@ def cpu_name():
 
 def print_tables(result):
     gpu = 'gpu' in result['machine']
-    print('product, M x K x N (ms); xnor: popcount(a XOR w) on packed words')
+    print('product, M x K x N (ms); xnor: popcount(a XOR w) on packed words; '
+          'float32 by {}'.format(result['machine']['blas']))
     print('{:>17s} {:>10s} {:>10s} {:>10s} {:>9s} {:>9s} {:>6s}'.format(
         'M x K x N', 'float32', 'float16' if gpu else '', 'xnor',
         'vs f32', 'Gword/s', 'equal'))
@@ -271,9 +295,10 @@ def print_tables(result):
         print('compiled kernels: first call {:.2f} s (compiling, or loading '
               'the cache); {} threads; XOR-popcount-sum over cached words '
               '{:.1f} Gword/s, of which the product reached up to '
-              '{:.0%}'.format(cpu['first_call_s'], cpu['threads'],
-                              cpu['ceiling_words_per_s'] / 1e9,
-                              best / cpu['ceiling_words_per_s']))
+              '{:.0%}; first layer by {}'.format(
+                  cpu['first_call_s'], cpu['threads'],
+                  cpu['ceiling_words_per_s'] / 1e9,
+                  best / cpu['ceiling_words_per_s'], cpu['first_layer']))
     if gpu:
         print('xnor by {}, against float16 and the __popcll kernel'.format(
             result['machine']['xnor_kernel']))

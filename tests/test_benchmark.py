@@ -6,6 +6,7 @@ import numpy
 import benchmark
 from conftest import record_clock
 from net import MnistMLP
+from packed import cpu
 
 
 def test_quick_run_checks_every_path(capsys):
@@ -19,6 +20,8 @@ def test_quick_run_checks_every_path(capsys):
     assert all(r['words_per_s'] > 0 for r in result['product'])
     compiled = result['compiled']
     assert compiled['first_call_s'] > 0 and compiled['threads'] >= 1
+    assert compiled['first_layer'] == cpu.FIRST_LAYER
+    assert any('first layer by ' + cpu.FIRST_LAYER in line for line in lines)
     assert compiled['ceiling_words_per_s'] > 0
     inference, = result['inference']
     assert inference['agree'] == 1000
@@ -65,7 +68,8 @@ def test_gpu_tables_set_the_kernels_side_by_side(capsys):
                'float16_s': 2e-3, 'popcll_s': 3e-3, 'xnor_s': 1e-3,
                'words_per_s': 6.7e13, 'equal': True}
     benchmark.print_tables({
-        'machine': {'gpu': 'a GPU', 'xnor_kernel': 'tensor cores (mma b1)'},
+        'machine': {'gpu': 'a GPU', 'xnor_kernel': 'tensor cores (mma b1)',
+                    'blas': 'openblas SkylakeX'},
         'compiled': None,
         'product': [product],
         'inference': [{'hidden': 3, 'units': 4096, 'batch': 100,
@@ -74,8 +78,21 @@ def test_gpu_tables_set_the_kernels_side_by_side(capsys):
                      'binary_s_per_epoch': 2., 'float_s_per_epoch': 1.,
                      'ratio': 2.}})
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith('float32 by openblas SkylakeX')
     assert lines[2].split() == ['100x4096x4096', '8.00', '2.00', '1.00',
                                 '8.00x', '67000.0', 'True']
     assert lines[3] == ('xnor by tensor cores (mma b1), against float16 and '
                         'the __popcll kernel')
     assert lines[5].split() == ['100x4096x4096', '3.00', '2.00x', '3.00x']
+
+
+def test_blas_kernel_is_named_and_a_forced_one_said_so(monkeypatch):
+    monkeypatch.setattr(benchmark.threadpoolctl, 'threadpool_info', lambda: [
+        {'user_api': 'openmp', 'internal_api': 'openmp'},
+        {'user_api': 'blas', 'internal_api': 'openblas',
+         'architecture': 'SkylakeX'}])
+    monkeypatch.delenv('OPENBLAS_CORETYPE', raising=False)
+    assert benchmark.blas_kernel() == 'openblas SkylakeX'
+    monkeypatch.setenv('OPENBLAS_CORETYPE', 'Haswell')
+    assert benchmark.blas_kernel() == (
+        'openblas SkylakeX (forced by OPENBLAS_CORETYPE=Haswell)')

@@ -2,6 +2,9 @@ import numba
 import numpy
 import pytest
 
+import benchmark
+from net import MnistMLP
+import packed
 from packed import cpu
 from packed import reference
 
@@ -85,3 +88,66 @@ def test_results_do_not_depend_on_the_thread_count():
 def test_xor_popcount_rate_is_a_rate():
     rate = cpu.xor_popcount_rate(seconds=0.01)
     assert numpy.isfinite(rate) and rate > 0
+
+
+FIRST_LAYERS = [cpu.BIT_PLANES] + (
+    [cpu.VNNI] if cpu._has_vnni() else [])
+
+
+def test_first_layer_path_is_named_and_vnni_where_the_cpu_has_it():
+    assert cpu.FIRST_LAYER == (
+        cpu.VNNI if cpu._has_vnni() else cpu.BIT_PLANES)
+
+
+@pytest.mark.parametrize('path', FIRST_LAYERS)
+@pytest.mark.parametrize('m,n,k', [(1, 1, 1), (7, 63, 784), (9, 64, 63),
+                                   (66, 65, 65), (5, 1000, 130),
+                                   (130, 1001, 784), (3, 70, 3)])
+def test_first_layer_sums_are_the_exact_pixel_products(path, m, n, k):
+    rng = numpy.random.RandomState(m + n + k)
+    pixels = rng.randint(0, 256, (m, k)).astype(numpy.uint8)
+    pixels[0] = 255
+    signs = numpy.where(rng.rand(n, k) < 0.5, 1, -1).astype(numpy.int8)
+    signs[-1] = -1
+    s = pixels.astype(numpy.int64).dot(signs.T.astype(numpy.int64))
+    threshold = rng.randint(-255 * k, 255 * k + 2, n).astype(numpy.int32)
+    # Half the units on the boundary of some image: off by one would show.
+    threshold[:n // 2] = s[m // 2, :n // 2]
+    flip = rng.rand(n) < 0.5
+    layer = cpu.first_layer(signs, threshold, flip, path)
+    numpy.testing.assert_array_equal(
+        cpu.first_sign_bits(pixels, layer),
+        reference.pack_signs((s >= threshold) ^ flip))
+
+
+@pytest.mark.parametrize('m,n,k', SHAPES)
+def test_product_with_kept_transposed_weights_is_numpys(m, n, k):
+    a, w = random_words(m, k, 11), random_words(n, k, 12)
+    wt = cpu.transpose(w)
+    assert wt.shape == (-(-n // 64) * 8, w.shape[1], 8)
+    numpy.testing.assert_array_equal(cpu.xnor_popcount(a, w, wt),
+                                     reference.xnor_popcount(a, w))
+
+
+@pytest.mark.parametrize('n_units', [63, 1001])
+def test_packed_net_on_either_first_layer_is_the_numpy_path(n_units,
+                                                            monkeypatch):
+    numpy.random.seed(n_units)
+    mlp = MnistMLP(784, n_units, 10, n_hidden=2)
+    pixels = numpy.random.RandomState(3).randint(0, 256, (67, 784)).astype(
+        numpy.uint8)
+    benchmark.calibrate(mlp, pixels[:50] / numpy.float32(255))
+    results = []
+    for path in FIRST_LAYERS:
+        monkeypatch.setattr(cpu, 'FIRST_LAYER', path)
+        hidden = []
+        results.append((packed.PackedMLP.from_chain(mlp).forward(
+            pixels, hidden), hidden))
+    monkeypatch.setattr(packed.mlp, 'compiled', lambda: None)
+    hidden = []
+    expected = packed.PackedMLP.from_chain(mlp).forward(pixels, hidden)
+    assert 0.05 < reference.unpack_signs(hidden[0], n_units).mean() < 0.95
+    for logits, bits in results:
+        numpy.testing.assert_array_equal(logits, expected)
+        for c, e in zip(bits, hidden):
+            numpy.testing.assert_array_equal(c, e)
