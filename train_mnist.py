@@ -22,6 +22,7 @@ import tqdm
 import chainer
 from chainer.dataset import convert
 
+import binary_stats
 import fast
 import mnist
 import recipes
@@ -222,6 +223,7 @@ def train(args):
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
 
     # Learning loop
+    stats = binary_stats.BinaryStats(model.predictor)
     interrupts = snapshot.Interrupts()
     try:
         for epoch in range(optimizer.epoch + 1, args.epoch + 1):
@@ -232,14 +234,17 @@ def train(args):
                 optimizer.alpha = rate
             seed_epoch(device, args.seed, epoch)
             batches = interrupts.between(path.batches(train_data, epoch))
-            loss, accuracy = run_epoch(model, path.step, batches,
-                                       len(train_data),
-                                       graph_path if epoch == 1 else None)
+            with stats:
+                loss, accuracy = run_epoch(model, path.step, batches,
+                                           len(train_data),
+                                           graph_path if epoch == 1 else None)
             optimizer.new_epoch()
             print('train mean loss={}, accuracy={}'.format(
                 training_log.port_str(loss), training_log.port_str(accuracy)))
             entry = {'epoch': epoch, 'iteration': optimizer.t,
                      'main/loss': loss, 'main/accuracy': accuracy}
+            # Flips, clipped weights, passed gradients: log.json only.
+            entry.update(stats.ratios())
             if rate is not None:
                 entry['lr'] = rate
             if validation_data is not None:
