@@ -43,7 +43,8 @@ class BinaryStats(chainer.FunctionHook):
     def __enter__(self):
         # W >= 0 is sign(W) = +1 (sign(0) = +1), at a byte a weight.
         self.start_signs = [link.W.array >= 0 for link in self.links]
-        self.passed = [0] * self.n_hidden
+        xp = chainer.backend.get_array_module(self.start_signs[0])
+        self.passed = xp.zeros(self.n_hidden, numpy.float64)
         self.counted = [0] * self.n_hidden
         self.calls = 0
         return super().__enter__()
@@ -56,7 +57,10 @@ class BinaryStats(chainer.FunctionHook):
         self.calls += 1
         # The mask backward multiplies by: 1 where |r| <= 1, else 0.
         mask = function.pass_through
-        self.passed[k] = self.passed[k] + mask.sum(dtype=numpy.float64)
+        # A sum of 0s and 1s is exact in the mask's float32 up to 2^24, and
+        # several times faster there than in float64.
+        exact = mask.size <= 2 ** (numpy.finfo(mask.dtype).nmant + 1)
+        self.passed[k] += mask.sum(dtype=None if exact else numpy.float64)
         self.counted[k] += mask.size
 
     def ratios(self):

@@ -7,6 +7,7 @@ import chainer
 import chainer.links as L
 
 from binary_stats import BinaryStats
+from bst import bst
 from net import MnistMLP
 import train_mnist
 from weight_clip import WeightClip
@@ -91,6 +92,14 @@ def test_no_pass_ratio_for_the_output_layer():
     keys = set(stats.ratios())
     assert {'l3/flip_ratio', 'l3/clip_ratio'} <= keys
     assert 'l3/pass_ratio' not in keys and 'l2/pass_ratio' in keys
+
+
+def test_pass_ratio_is_exact_beyond_float32s_integers():
+    stats = BinaryStats(MnistMLP(2, 2, 2, n_hidden=1))
+    with stats:
+        # 2^24 + 5 ones summed in float32 are 2^24.
+        bst(numpy.zeros((1, 2 ** 24 + 5), numpy.float32))
+    assert stats.ratios()['l1/pass_ratio'] == 1
 
 
 def ratios_logged(data_slice, out, *flags, status=0):
