@@ -144,3 +144,11 @@ def test_resumed_run_logs_the_uninterrupted_runs_ratios(
     assert ratios_logged(data_slice, broken, *flags,
                          '--initmodel', str(broken / 'mlp.model'),
                          '--resume', str(broken / 'mlp.state')) == expected
+
+
+def test_plain_path_logs_the_fast_paths_ratios(data_slice, tmp_path):
+    fast = ratios_logged(data_slice, tmp_path / 'fast', '-e', '2')
+    plain = ratios_logged(data_slice, tmp_path / 'plain', '-e', '2',
+                          '--plain')
+    assert [len(entry) for entry in fast] == [8, 8]
+    assert plain == fast
