@@ -45,7 +45,10 @@ def test_accuracies(path):
 def binary_ratios(path):
     """{quantity: {layer: [the ratio of each epoch]}} from a log.json."""
     with open(path) as f:
-        entries = json.load(f)
+        try:
+            entries = json.load(f)
+        except ValueError:
+            raise ValueError('{} is not a log.json'.format(path)) from None
     ratios = {quantity: {} for quantity, _ in RATIOS}
     for key in entries[0]:
         layer, _, quantity = key.partition('/')

@@ -99,3 +99,7 @@ def test_an_old_log_without_ratios_is_one_line(tmp_path, capsys):
                    'from before train_mnist.py logged them\n'.format(
                        plot_results.PROG, old))
     assert not out.exists()
+    assert plot_results.main(['--ratios', '-o', str(out),
+                              'port=' + PORT_LOG]) == 1
+    assert capsys.readouterr().err == '{}: error: {} is not a {}\n'.format(
+        plot_results.PROG, PORT_LOG, 'log.json')
