@@ -34,7 +34,8 @@ class BinaryStraightThrough(chainer.function_node.FunctionNode):
 
     def forward(self, inputs):
         x, = inputs
-        # The mask, in x's dtype, is all backward needs; keeping it frees x.
+        # The mask, in x's dtype, is all backward needs; keeping it frees x
+        # (binary_stats.py counts it: where the gradient passes).
         if isinstance(x, cuda.ndarray):
             y, self.pass_through = cuda.elementwise(
                 'T x', 'T y, T pass_through',

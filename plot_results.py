@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Draws the test accuracy per epoch of several runs in one figure.
+"""Draws the test accuracy per epoch of several runs in one figure, or,
+with --ratios, the binary layers' flip, clip and pass ratios of each run.
 
 Each run is LABEL=FILE, or FILE alone, labelled by its folder's name where
 it is a log.json: a log.json written by train_mnist.py, or a log as the
@@ -9,6 +10,10 @@ file. RESULTS.md's figure is drawn with
 
     ./plot_results.py -o results/accuracy.png \\
         "the port's README log (Chainer v1)=results/port_log.txt" ...
+
+With --ratios each run is a log.json that holds them (binary_stats.py): a
+column of three panels, flip, clip and pass ratio per epoch, a line per
+layer.
 """
 import json
 import os
@@ -21,7 +26,11 @@ from utils import cli
 PROG = os.path.basename(sys.argv[0]) or 'plot_results.py'
 # Beside a run's log, the name that train_mnist.py's accuracy.png leaves.
 DEFAULT_OUT = 'test_accuracy.png'
+RATIOS_OUT = 'binary_ratios.png'
 _TEST_LINE = re.compile(r'test  mean loss=\S+, accuracy=(\S+)$')
+RATIOS = (('flip_ratio', 'sign(W) flipped in the epoch'),
+          ('clip_ratio', '|W| at the clip (>= 1)'),
+          ('pass_ratio', 'pre-activations with |r| <= 1'))
 
 
 def default_label(path):
@@ -43,6 +52,56 @@ def test_accuracies(path):
         return [entry[key] for entry in entries]
     return [float(match.group(1)) for match in
             map(_TEST_LINE.match, text.splitlines()) if match]
+
+
+def binary_ratios(path):
+    """{quantity: {layer: [the ratio of each epoch]}} from a log.json."""
+    with open(path) as f:
+        try:
+            entries = json.load(f)
+        except ValueError:
+            raise ValueError('{} is not a log.json'.format(path)) from None
+    ratios = {quantity: {} for quantity, _ in RATIOS}
+    for key in entries[0]:
+        layer, _, quantity = key.partition('/')
+        if quantity in ratios:
+            ratios[quantity][layer] = [entry[key] for entry in entries]
+    if not ratios['flip_ratio']:
+        raise ValueError('{} holds no flip, clip or pass ratios: a log from '
+                         'before train_mnist.py logged them'.format(path))
+    return ratios
+
+
+def plot_ratios(runs, out):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = plt.subplots(len(RATIOS), len(runs), squeeze=False,
+                                figsize=(1 + 3.6 * len(runs), 7.5))
+    for column, (label, ratios) in enumerate(runs):
+        for row, (quantity, meaning) in enumerate(RATIOS):
+            panel = axes[row][column]
+            # l1, l2, ...: each layer's colour the same in every panel.
+            for layer, values in sorted(ratios[quantity].items(),
+                                        key=lambda item: int(item[0][1:])):
+                panel.plot(range(1, len(values) + 1), values, marker='.',
+                           label=layer)
+            if row == 0:
+                panel.set_title(label)
+                panel.legend(loc='best', fontsize='small')
+                # Flips fall by orders of magnitude as a run settles.
+                panel.set_yscale('log', nonpositive='mask')
+            if column == 0:
+                panel.set_ylabel('{}\n{}'.format(quantity, meaning))
+            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+            panel.grid(alpha=0.3)
+        axes[-1][column].set_xlabel('epoch')
+    figure.tight_layout()
+    with atomic_file.open_for_write(out) as f:
+        figure.savefig(f, format='png', dpi=100)
+    plt.close(figure)
 
 
 def plot(runs, out):
@@ -74,19 +133,29 @@ def main(argv=None):
                         "(result)")
     parser.add_argument('--out', '-o',
                         help='The PNG file to write (default: {} beside the '
-                        'first log)'.format(DEFAULT_OUT))
+                        'first log, {} with --ratios)'.format(
+                            DEFAULT_OUT, RATIOS_OUT))
+    parser.add_argument('--ratios', action='store_true',
+                        help="Draw the binary layers' flip, clip and pass "
+                        "ratios of each run (from its log.json) instead")
     args = parser.parse_args(argv)
     runs, paths = [], []
     try:
         for run in args.runs:
             label, _, path = run.rpartition('=')
+            label = label or default_label(path)
+            paths.append(path)
+            if args.ratios:
+                runs.append((label, binary_ratios(path)))
+                continue
             accuracies = test_accuracies(path)
             if not accuracies:
                 raise ValueError('{} holds no test accuracy'.format(path))
-            runs.append((label or default_label(path), accuracies))
-            paths.append(path)
-        plot(runs, args.out or os.path.join(os.path.dirname(paths[0]),
-                                            DEFAULT_OUT))
+            runs.append((label, accuracies))
+        out = args.out or os.path.join(
+            os.path.dirname(paths[0]),
+            RATIOS_OUT if args.ratios else DEFAULT_OUT)
+        (plot_ratios if args.ratios else plot)(runs, out)
     except (ImportError, OSError, ValueError, KeyError, IndexError,
             TypeError) as e:
         print('{}: error: {}'.format(PROG, e), file=sys.stderr)

@@ -25,6 +25,7 @@ import tqdm
 import chainer
 from chainer.dataset import convert
 
+import binary_stats
 import fast
 import mnist
 import recipes
@@ -316,10 +317,13 @@ def train(args):
     os.makedirs(args.out, exist_ok=True)
     graph_path = os.path.join(args.out, 'graph.dot')
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
-    # An epoch cut short goes on from its step and sums.
+    # An epoch cut short goes on from its step, sums and counts.
     means = training_log.Means()
+    stats = binary_stats.BinaryStats(model.predictor)
     if partial:
         elapsed = partial.pop('elapsed_time')
+        stats.resume(*(partial.pop(key)
+                       for key in ('passed', 'counted', 'start_signs')))
         means = training_log.Means(**partial)
 
     # Learning loop
@@ -335,15 +339,19 @@ def train(args):
                 path.batches(train_data, epoch, means.batches), device,
                 args.seed, epoch, means.batches))
             first = epoch == 1 and means.batches == 0
-            loss, accuracy = run_epoch(model, path.step, batches,
-                                       len(train_data),
-                                       graph_path if first else None, means)
+            with stats:
+                loss, accuracy = run_epoch(model, path.step, batches,
+                                           len(train_data),
+                                           graph_path if first else None,
+                                           means)
             optimizer.new_epoch()
             means = training_log.Means()
             print('train mean loss={}, accuracy={}'.format(
                 training_log.port_str(loss), training_log.port_str(accuracy)))
             entry = {'epoch': epoch, 'iteration': optimizer.t,
                      'main/loss': loss, 'main/accuracy': accuracy}
+            # Flips, clipped weights, passed gradients: log.json only.
+            entry.update(stats.ratios())
             if rate is not None:
                 entry['lr'] = rate
             if validation_data is not None:
@@ -375,7 +383,7 @@ def train(args):
         partial = None
         if means.batches:
             partial = dict(means.partial(), elapsed_time=(
-                elapsed + time.perf_counter() - start))
+                elapsed + time.perf_counter() - start), **stats.partial())
         snapshot.save(model, optimizer, args.out, saved_recipe, log,
                       partial)
         within = (' and {} step(s) of epoch {}'.format(

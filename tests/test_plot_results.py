@@ -78,3 +78,52 @@ def test_help_shows_an_example(capsys):
     with pytest.raises(SystemExit):
         plot_results.main(['--help'])
     assert "'clip all=result/log.json'" in capsys.readouterr().out
+
+
+def ratios_log(path, n_epochs=3):
+    entries = []
+    for epoch in range(1, n_epochs + 1):
+        entry = {'epoch': epoch, 'validation/main/accuracy': .9}
+        for k in (1, 2, 3):
+            entry['l{}/flip_ratio'.format(k)] = 0.1 / epoch
+            entry['l{}/clip_ratio'.format(k)] = 0.01 * epoch
+            if k < 3:
+                entry['l{}/pass_ratio'.format(k)] = 0.5 + 0.01 * k
+        entries.append(entry)
+    path.write_text(json.dumps(entries))
+    return str(path)
+
+
+def test_reads_each_layers_ratios(tmp_path):
+    ratios = plot_results.binary_ratios(ratios_log(tmp_path / 'log.json'))
+    assert ratios['flip_ratio']['l2'] == [0.1, 0.05, 0.1 / 3]
+    assert sorted(ratios['clip_ratio']) == ['l1', 'l2', 'l3']
+    assert sorted(ratios['pass_ratio']) == ['l1', 'l2']
+    assert ratios['pass_ratio']['l2'] == [0.52] * 3
+
+
+def test_draws_the_ratios_of_several_logs(tmp_path):
+    pytest.importorskip('matplotlib')
+    out = tmp_path / 'ratios.png'
+    assert plot_results.main([
+        '--ratios', '-o', str(out),
+        'port=' + ratios_log(tmp_path / 'a.json', 20),
+        'paper=' + ratios_log(tmp_path / 'b.json', 3)]) == 0
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_an_old_log_without_ratios_is_one_line(tmp_path, capsys):
+    out = tmp_path / 'ratios.png'
+    old = os.path.join(ROOT, 'results', 'port-recipe.log.json')
+    assert plot_results.main(['--ratios', '-o', str(out),
+                              'new=' + ratios_log(tmp_path / 'a.json'),
+                              'old=' + old]) == 1
+    err = capsys.readouterr().err
+    assert err == ('{}: error: {} holds no flip, clip or pass ratios: a log '
+                   'from before train_mnist.py logged them\n'.format(
+                       plot_results.PROG, old))
+    assert not out.exists()
+    assert plot_results.main(['--ratios', '-o', str(out),
+                              'port=' + PORT_LOG]) == 1
+    assert capsys.readouterr().err == '{}: error: {} is not a {}\n'.format(
+        plot_results.PROG, PORT_LOG, 'log.json')

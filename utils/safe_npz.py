@@ -35,11 +35,12 @@ OPTIMIZER_ENTRIES = ('t', 'epoch')
 ZIP_MAGIC = b'PK\x03\x04'
 
 
-def save(path, obj, recipe=None, **entries):
+def save(path, obj, recipe=None, arrays=None, **entries):
     """Saves a Link or an Optimizer, and ``recipe`` (a dict) if given, to
     ``path``, replacing it atomically; each of ``entries`` not None is saved
-    as JSON text too, for json_entry to read."""
-    arrays = serializers.npz.serialize(obj)
+    as JSON text too, for json_entry to read, and ``arrays`` (a dict of
+    NumPy arrays) as they are."""
+    arrays = dict(serializers.npz.serialize(obj), **(arrays or {}))
     entries[RECIPE] = recipe
     for name, value in entries.items():
         if value is not None:

@@ -3,6 +3,8 @@ or on Ctrl-C, and loaded again with the checks that keep a run whole."""
 import os
 import signal
 
+import numpy
+
 from utils import safe_npz
 from utils import training_log
 from utils.cli import UsageError
@@ -10,6 +12,9 @@ from utils.cli import UsageError
 MODEL_FILE = 'mlp.model'
 STATE_FILE = 'mlp.state'
 PARTIAL_KEYS = {'loss', 'accuracy', 'count', 'batches', 'elapsed_time'}
+# binary_stats.BinaryStats.partial()'s counts; its signs are arrays.
+STATS_KEYS = {'passed', 'counted'}
+SIGNS = 'partial_epoch/start_signs_{}'
 
 
 class Interrupts(object):
@@ -45,9 +50,15 @@ def save(model, optimizer, out, recipe, log, partial=None):
 
     The state also names the last entry of ``log`` (log_end), so that a
     resumed run can tell its log.json from another run's, and, for an epoch
-    cut short, ``partial``: its steps and sums (training_log.Means.partial)
+    cut short, ``partial``: its steps and sums (training_log.Means.partial),
+    the binary layers' counts and signs (binary_stats.BinaryStats.partial)
     and the elapsed time, so that the epoch resumes at the step it stopped.
     """
+    signs = None
+    if partial is not None:
+        partial = dict(partial)
+        signs = {SIGNS.format(k): numpy.packbits(s)
+                 for k, s in enumerate(partial.pop('start_signs'), 1)}
     # A second Ctrl-C must not cut the snapshot short.
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -55,7 +66,8 @@ def save(model, optimizer, out, recipe, log, partial=None):
         safe_npz.save(os.path.join(out, MODEL_FILE), model, recipe)
         print('save the optimizer')
         safe_npz.save(os.path.join(out, STATE_FILE), optimizer, recipe,
-                      log_end=log_end(log), partial_epoch=partial)
+                      arrays=signs, log_end=log_end(log),
+                      partial_epoch=partial)
     finally:
         signal.signal(signal.SIGINT, handler)
 
@@ -103,9 +115,14 @@ def load_state(path, optimizer, recipe, rate_decays, batchsize):
     safe_npz.load_arrays(arrays, optimizer, path)
     partial = safe_npz.json_entry(arrays, 'partial_epoch', path)
     if partial is not None:
-        if set(partial) != PARTIAL_KEYS or not all(
-                isinstance(v, (int, float)) for v in partial.values()) or (
-                partial['batches'] < 1):
+        counts = {key: partial.get(key) for key in PARTIAL_KEYS}
+        links = optimizer.target.predictor.binary_links()
+        signs = [arrays.get(SIGNS.format(k)) for k in range(1, len(links) + 1)]
+        if set(partial) != PARTIAL_KEYS | STATS_KEYS or not all(
+                isinstance(v, (int, float)) for v in counts.values()) or (
+                partial['batches'] < 1) or any(
+                    s is None or s.shape != (-(-link.W.size // 8),)
+                    for s, link in zip(signs, links)):
             raise safe_npz.LoadError('{}: its partial_epoch entry is not '
                                      'one this package saves'.format(path))
         own = partial['count'] // partial['batches']
@@ -113,6 +130,9 @@ def load_state(path, optimizer, recipe, rate_decays, batchsize):
             raise UsageError('{} stopped within an epoch of batches of {}: '
                              'resume it with --batchsize {}'.format(
                                  path, own, own))
+        partial['start_signs'] = [
+            numpy.unpackbits(s, count=link.W.size).reshape(
+                link.W.shape).astype(bool) for s, link in zip(signs, links)]
     return safe_npz.json_entry(arrays, 'log_end', path), partial
 
 
