@@ -110,7 +110,7 @@ def plot(runs, out):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    figure, axes = plt.subplots(figsize=(7, 4.2))
+    figure, axes = plt.subplots(figsize=(7, 4.2), layout='constrained')
     for label, accuracies in runs:
         axes.plot(range(1, len(accuracies) + 1),
                   [100 * a for a in accuracies], marker='.', label=label)
@@ -118,8 +118,8 @@ def plot(runs, out):
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel('test accuracy (%)')
     axes.grid(alpha=0.3)
-    axes.legend(loc='lower right')
-    figure.tight_layout()
+    # Below the axes: it covers no point.
+    figure.legend(loc='outside lower center', ncols=2)
     with atomic_file.open_for_write(out) as f:
         figure.savefig(f, format='png', dpi=100)
     plt.close(figure)

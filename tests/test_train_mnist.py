@@ -351,8 +351,8 @@ def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
     saved = []
     save = safe_npz.save
 
-    def recording_save(path, obj, recipe=None):
-        save(path, obj, recipe)
+    def recording_save(path, obj, recipe=None, **entries):
+        save(path, obj, recipe, **entries)
         if path.endswith('mlp_best.model'):
             saved.append(arrays(path))
 
@@ -365,11 +365,17 @@ def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
     assert [e['lr'] for e in log] == pytest.approx(
         [3e-3, 1.3925e-4, 6.4633e-6], rel=1e-4)
     best = training_log.best_entry(log)
-    assert out.rstrip().endswith(
+    *_, best_line, last = out.splitlines()
+    assert best_line == (
         'lowest validation error {:.2%} at epoch {}: test error {:.2%} '
         '({})'.format(1 - best['validation/main/accuracy'], best['epoch'],
                       1 - best['test/main/accuracy'],
                       tmp_path / 'mlp_best.model'))
+    assert last == (
+        '--preset paper: 784-100-100-100-10 with dropout, squared hinge, Adam '
+        'from 3e-3 down to 3e-7 over 3 epochs: test accuracy {:.2%} after '
+        'epoch 3; the model, its optimizer state and log.json are in '
+        '{}'.format(log[-1]['test/main/accuracy'], tmp_path))
     # 3x100 units, 8,333 images, 3 epochs: the paper's recipe learns.
     assert best['test/main/accuracy'] > 0.75
     # The file holds the model as it was after the best epoch; a tie with

@@ -11,6 +11,7 @@ from utils.cli import UsageError
 
 MODEL_FILE = 'mlp.model'
 STATE_FILE = 'mlp.state'
+# An epoch cut short, as the state keeps it: Means.partial() and the time.
 PARTIAL_KEYS = {'loss', 'accuracy', 'count', 'batches', 'elapsed_time'}
 # binary_stats.BinaryStats.partial()'s counts; its signs are arrays.
 STATS_KEYS = {'passed', 'counted'}
@@ -98,8 +99,8 @@ def load_state(path, optimizer, recipe, rate_decays, batchsize):
     its epoch was cut short, the partial epoch (see save).
 
     Where the rate decays over the run (``rate_decays``), a state of another
-    --epoch is refused, its schedule spanning that one; a partial epoch, at
-    another --batchsize than its own, whose batches it counts.
+    --epoch is refused, its schedule spanning that one; a partial epoch is
+    refused at another --batchsize than its own, as it counts batches.
     """
     arrays = safe_npz.read(path, 'optimizer state')
     saved = safe_npz.recipe_of(arrays, path)
