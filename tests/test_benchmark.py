@@ -3,9 +3,12 @@ import types
 
 import numpy
 
+import chainer
+
 import benchmark
 from conftest import record_clock
 from net import MnistMLP
+import recipes
 
 
 def test_quick_run_checks_every_path(capsys):
@@ -76,3 +79,39 @@ def test_gpu_tables_set_the_kernels_side_by_side(capsys):
     assert lines[3] == ('xnor by tensor cores (mma b1), against float16 and '
                         'the __popcll kernel')
     assert lines[5].split() == ['100x4096x4096', '3.00', '2.00x', '3.00x']
+
+
+def test_steps_are_timed_against_their_yardstick(capsys):
+    rng = numpy.random.RandomState(0)
+    train = chainer.datasets.TupleDataset(
+        rng.rand(100, 784).astype(numpy.float32),
+        rng.randint(10, size=100).astype(numpy.int32))
+    rows = benchmark.bench_steps(chainer.get_device('@numpy'),
+                                 [(recipes.Port, 20), (recipes.Paper, 30)],
+                                 train)
+    assert [(r['net'], r['hidden'], r['units']) for r in rows] == [
+        ('port', 2, 20), ('paper', 3, 30)]
+    for r in rows:
+        assert r['fast_s'] > 0 and r['plain_s'] > 0 and r['yardstick_s'] > 0
+        assert r['fast_ratio'] == r['fast_s'] / r['yardstick_s']
+        assert r['plain_ratio'] == r['plain_s'] / r['yardstick_s']
+    benchmark.print_steps(rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split()[:2] == ['port', '2x20']
+    assert lines[-1].split()[-2:] == [
+        '{:.2f}x'.format(rows[1]['fast_ratio']),
+        '{:.2f}x'.format(rows[1]['plain_ratio'])]
+
+
+def test_yardstick_runs_each_layers_products(monkeypatch):
+    calls = []
+    device = chainer.get_device('@numpy')
+    products = benchmark.yardstick(device, [784, 30, 30, 10], 100)
+    real = numpy.matmul
+    monkeypatch.setattr(numpy, 'matmul', lambda a, b: calls.append(
+        (a.shape, b.shape)) or real(a, b))
+    products()
+    # gy^T . x for 3 layers, gy . W_b for the two above the first.
+    assert calls == [((30, 100), (100, 784)), ((30, 100), (100, 30)),
+                     ((100, 30), (30, 30)), ((10, 100), (100, 30)),
+                     ((100, 10), (10, 30))]
