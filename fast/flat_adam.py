@@ -5,7 +5,7 @@ Chainer's Adam runs an update rule, and its hooks, for each parameter: a
 dozen small updates per step. Here the parameters, their gradients and
 Adam's moments are views into flat arrays (the binary layers write their
 weight gradients there), so that a step is one pass over those arrays (on
-the CPU compiled by Numba, fast/cpu.py; on a GPU one kernel for each group
+the CPU compiled by Numba, fast/adam_cpu.py; on a GPU one kernel for each group
 of parameters that share a step scale and a clipping), with Chainer's
 arithmetic, AdamRule's with weight decay 0:
 
@@ -36,10 +36,10 @@ import weight_clip
 
 @functools.lru_cache(maxsize=None)
 def compiled():
-    """The module fast.cpu, or None where Numba does not import: then one
+    """The module fast.adam_cpu, or None where Numba does not import: then one
     line says so and the update runs as NumPy operations."""
     try:
-        cpu = importlib.import_module('fast.cpu')
+        cpu = importlib.import_module('fast.adam_cpu')
     except ImportError as e:
         print('note: numba is not available ({}); the update uses '
               'NumPy'.format(e), file=sys.stderr)

@@ -160,7 +160,7 @@ def test_forward_reads_the_signs_of_the_current_weights(recipe, numba,
 def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
     expected = state(*trained(recipes.Port, fast=True, n_steps=2))
     monkeypatch.setitem(sys.modules, 'numba', None)
-    monkeypatch.delitem(sys.modules, 'fast.cpu')
+    monkeypatch.delitem(sys.modules, 'fast.adam_cpu')
     flat_adam.compiled.cache_clear()
     try:
         results = [state(*trained(recipes.Port, fast=True, n_steps=2))

@@ -1,7 +1,7 @@
 import numpy
 import pytest
 
-from fast import cpu
+from fast import adam_cpu as cpu
 
 
 def numpy_step(param, grad, m, v, beta1, beta2, alpha_t, eps, eta, clip):
