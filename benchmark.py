@@ -99,6 +99,24 @@ def best_time(run, xp, min_total=1., max_repeat=5):
     return min(times)
 
 
+def interleaved(runs, xp, min_total=3., min_rounds=5, max_rounds=30):
+    """The shortest time of each of ``runs`` (name: function), run in turn
+    for a few rounds after one to warm up: on a shared machine each sees
+    the same spells of load."""
+    times = {name: [] for name in runs}
+    for rounds in range(max_rounds + 1):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            cli.synchronize(xp)
+            times[name].append(time.perf_counter() - start)
+        # The first round warms up: it is not counted.
+        total = sum(sum(t[1:]) for t in times.values())
+        if rounds >= min_rounds and total >= min_total:
+            break
+    return {name: min(t[1:]) for name, t in times.items()}
+
+
 def bench_compiled():
     """The first call of packed.cpu's kernels (importing Numba, compiling them
     for the engine's arrays or loading them from its cache), the threads,
@@ -250,7 +268,7 @@ def yardstick(device, sizes, batchsize, seed=0):
 def bench_steps(device, nets, train):
     """Seconds of one training step (batch 100) of each recipe's net, by the
     fast path and by Chainer's optimizer with its hooks and type checks
-    (each on its own copy of the net), and of its yardstick."""
+    (each on its own copy of the net), and of its yardstick, in turn."""
     batchsize = 100
     rows = []
     for recipe, n_units in nets:
@@ -268,15 +286,12 @@ def bench_steps(device, nets, train):
             optimizer, recipes.clipped_params(fast_model, recipe.clip),
             recipe.clip_timing)
         sizes = [784] + [n_units] * recipe.n_hidden + [10]
-        row = {'net': recipe.name, 'hidden': recipe.n_hidden,
-               'units': n_units, 'batch': batchsize,
-               'fast_s': best_time(lambda: adam.update(fast_model, x, t),
-                                   device.xp),
-               'plain_s': best_time(lambda: plain.update(plain_model, x, t),
-                                    device.xp),
-               'yardstick_s': best_time(
-                   yardstick(device, sizes, batchsize), device.xp,
-                   max_repeat=20)}
+        times = interleaved({
+            'fast_s': lambda: adam.update(fast_model, x, t),
+            'plain_s': lambda: plain.update(plain_model, x, t),
+            'yardstick_s': yardstick(device, sizes, batchsize)}, device.xp)
+        row = dict({'net': recipe.name, 'hidden': recipe.n_hidden,
+                    'units': n_units, 'batch': batchsize}, **times)
         row['fast_ratio'] = row['fast_s'] / row['yardstick_s']
         row['plain_ratio'] = row['plain_s'] / row['yardstick_s']
         rows.append(row)

@@ -115,3 +115,14 @@ def test_yardstick_runs_each_layers_products(monkeypatch):
     assert calls == [((30, 100), (100, 784)), ((30, 100), (100, 30)),
                      ((100, 30), (30, 30)), ((10, 100), (100, 30)),
                      ((100, 10), (10, 30))]
+
+
+def test_interleaved_runs_take_turns_after_a_warm_up(monkeypatch):
+    events = []
+    record_clock(monkeypatch, benchmark, events)
+    runs = {'a': lambda: events.append('a'), 'b': lambda: events.append('b')}
+    times = benchmark.interleaved(runs, numpy, min_total=0, min_rounds=2,
+                                  max_rounds=5)
+    # A warm-up round, then two timed ones, each run between two clocks.
+    assert events == ['clock', 'a', 'clock', 'clock', 'b', 'clock'] * 3
+    assert times == {'a': 2., 'b': 2.}
