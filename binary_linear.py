@@ -131,8 +131,8 @@ class BinaryLinear(link.Link):
                 if initial_bias is None:
                     initial_bias = 0
                 self.b = chainer.Parameter(initial_bias, out_size)
-        # Set by fast.flat_adam.FlatAdam, the only one then to update W:
-        # sign(W), refreshed at each step, and the array W's gradient goes to.
+        # Set by fast.flat_adam.FlatAdam, which alone then updates W: W_b =
+        # sign(W), refreshed at each step, and grad_W, where gW is written.
         self.W_b = self.grad_W = None
 
     def forward(self, x):
