@@ -11,7 +11,11 @@
 2. inference: the 10,000 MNIST test images through Chainer's float path and
    through packed.PackedMLP, for the port's net and the paper's width;
 3. training: seconds per epoch of the BinaryNet MLP (port recipe) and of a
-   float MLP of the same shape (Linear, BatchNormalization, ReLU).
+   float MLP of the same shape (Linear, BatchNormalization, ReLU);
+4. a training step, batch 100, of the port's net and the paper's, by the
+   fast path and by --plain's Chainer, against its yardstick: the float32
+   products the step cannot avoid, x . W_b^T and gy^T . x for each layer
+   and gy . W_b for each but the first, timed alone.
 
 Prints a table per part and, last, one JSON line with every figure.
 """
@@ -31,6 +35,7 @@ from chainer.dataset import convert
 import chainer.functions as F
 import chainer.links as L
 
+import fast
 import mnist
 import packed
 from packed import cuda
@@ -47,6 +52,7 @@ FULL = {
     'batchsizes': [100, 10000],
     'train_units': 1000,
     'train_iterations': 600,
+    'steps': [(recipes.Port, 1000), (recipes.Paper, 4096)],
 }
 # A smoke test of every path, in seconds.
 QUICK = {
@@ -55,6 +61,7 @@ QUICK = {
     'batchsizes': [1000],
     'train_units': 100,
     'train_iterations': 10,
+    'steps': [(recipes.Port, 100), (recipes.Paper, 100)],
 }
 
 
@@ -92,6 +99,24 @@ def best_time(run, xp, min_total=1., max_repeat=5):
         cli.synchronize(xp)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def interleaved(runs, xp, min_total=3., min_rounds=5, max_rounds=30):
+    """The shortest time of each of ``runs`` (name: function), run in turn
+    for a few rounds after one to warm up: on a shared machine each sees
+    the same spells of load."""
+    times = {name: [] for name in runs}
+    for rounds in range(max_rounds + 1):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            cli.synchronize(xp)
+            times[name].append(time.perf_counter() - start)
+        # The first round warms up: it is not counted.
+        total = sum(sum(t[1:]) for t in times.values())
+        if rounds >= min_rounds and total >= min_total:
+            break
+    return {name: min(t[1:]) for name, t in times.items()}
 
 
 def bench_compiled():
@@ -240,6 +265,76 @@ def bench_training(device, n_units, iterations, train):
             'ratio': result['binary'] / result['float']}
 
 
+def yardstick(device, sizes, batchsize, seed=0):
+    """A function running the float32 products of a step of the net of
+    layer ``sizes``: per layer x . W_b^T, gy^T . x and, but for the first
+    layer, gy . W_b, on +-1 weights, as BinaryLinearFunction runs them."""
+    rng = numpy.random.RandomState(seed)
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        x, gy = (device.send(rng.uniform(-1, 1, (batchsize, n)).astype(
+            numpy.float32)) for n in (n_in, n_out))
+        W_b = device.send(numpy.where(rng.rand(n_out, n_in) < .5, 1, -1)
+                          .astype(numpy.float32))
+        layers.append((x, W_b, gy))
+
+    def products():
+        xp = device.xp
+        for k, (x, W_b, gy) in enumerate(layers):
+            x.dot(W_b.T)
+            xp.matmul(gy.T, x)
+            if k:
+                xp.matmul(gy, W_b)
+    return products
+
+
+def bench_steps(device, nets, train):
+    """Seconds of one training step (batch 100) of each recipe's net, by the
+    fast path and by Chainer's optimizer with its hooks and type checks
+    (each on its own copy of the net), and of its yardstick, in turn."""
+    batchsize = 100
+    rows = []
+    for recipe, n_units in nets:
+        x, t = convert.concat_examples(train[:batchsize], device)
+        if recipe.signed_input:
+            x = 2 * x - 1
+        models = []
+        for _ in range(2):
+            numpy.random.seed(0)
+            model = recipe.model(n_units)
+            model.to_device(device)
+            models.append((model, recipe.optimizer(model, recipe.clip)))
+        (fast_model, optimizer), (plain_model, plain) = models
+        adam = fast.FlatAdam(
+            optimizer, recipes.clipped_params(fast_model, recipe.clip),
+            recipe.clip_timing)
+        sizes = [784] + [n_units] * recipe.n_hidden + [10]
+        times = interleaved({
+            'fast_s': lambda: adam.update(fast_model, x, t),
+            'plain_s': lambda: plain.update(plain_model, x, t),
+            'yardstick_s': yardstick(device, sizes, batchsize)}, device.xp)
+        row = dict({'net': recipe.name, 'hidden': recipe.n_hidden,
+                    'units': n_units, 'batch': batchsize}, **times)
+        row['fast_ratio'] = row['fast_s'] / row['yardstick_s']
+        row['plain_ratio'] = row['plain_s'] / row['yardstick_s']
+        rows.append(row)
+    return rows
+
+
+def print_steps(rows):
+    print()
+    print('training step, batch 100 (ms); yardstick: its float32 products '
+          'alone')
+    print('{:>6s} {:>10s} {:>9s} {:>9s} {:>9s} {:>8s} {:>8s}'.format(
+        'preset', 'net', 'fast', 'plain', 'yardstick', 'fast/y', 'plain/y'))
+    for r in rows:
+        print('{:>6s} {:>10s} {:9.1f} {:9.1f} {:9.1f} {:7.2f}x {:7.2f}x'
+              .format(r['net'], '{hidden}x{units}'.format(**r),
+                      r['fast_s'] * 1e3, r['plain_s'] * 1e3,
+                      r['yardstick_s'] * 1e3, r['fast_ratio'],
+                      r['plain_ratio']))
+
+
 def machine(device):
     info = {'python': platform.python_version(), 'numpy': numpy.__version__,
             'chainer': chainer.__version__, 'cpu': cpu_name(),
@@ -356,7 +451,9 @@ def main(argv=None):
     if args.quick:
         print('--quick: sizes that check that every path runs; its times '
               'and ratios measure nothing')
+    result['steps'] = bench_steps(device, sizes['steps'], train)
     print_tables(result)
+    print_steps(result['steps'])
     print(json.dumps(result))
     return 0
 

@@ -18,7 +18,16 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
 
     Backward: gx = gy . W_b; gW = gy^T . x, straight through sign(W) to the
     real-valued W; gb = the sum of gy over the batch.
+
+    Args:
+        W_b: sign(W) where the caller keeps it (fast.flat_adam refreshes it
+            once per step), or None to binarize W here.
+        grad_W: The array gW is written into, or None for a new one.
     """
+
+    def __init__(self, W_b=None, grad_W=None):
+        self.W_b = W_b
+        self.grad_W = grad_W
 
     def check_type_forward(self, in_types):
         n_in = in_types.size()
@@ -44,8 +53,9 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
     def forward(self, inputs):
         x, W = inputs[:2]
         # Backward needs sign(W) and x; keeping sign(W) spares computing it
-        # again for every batch.
-        self.W_b = binarize(W)
+        # again.
+        if self.W_b is None:
+            self.W_b = binarize(W)
         self.retain_inputs((0,))
         y = x.dot(self.W_b.T)
         if len(inputs) == 3:
@@ -59,13 +69,19 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
         if 0 in indexes:
             grads.append(F.matmul(gy, self.W_b))
         if 1 in indexes:
-            grads.append(F.matmul(gy, x, transa=True))
+            if self.grad_W is None:
+                grads.append(F.matmul(gy, x, transa=True))
+            else:
+                # F.matmul's product, into the flat array the update reads.
+                xp = chainer.backend.get_array_module(x)
+                grads.append(chainer.Variable(xp.matmul(
+                    gy.array.T, x.array, out=self.grad_W)))
         if 2 in indexes:
             grads.append(F.sum(gy, axis=0))
         return grads
 
 
-def binary_linear(x, W, b=None):
+def binary_linear(x, W, b=None, W_b=None, grad_W=None):
     """Computes y = x . sign(W)^T + b, with sign(0) = +1.
 
     Args:
@@ -73,12 +89,14 @@ def binary_linear(x, W, b=None):
         W (~chainer.Variable or array): Real-valued weights,
             ``(out_size, in_size)``; only their signs enter the product.
         b (~chainer.Variable or array): Bias of shape ``(out_size,)``, or None.
+        W_b (array): sign(W), if the caller keeps it current; else None.
+        grad_W (array): Where to write W's gradient, or None.
 
     Returns:
         ~chainer.Variable: Output of shape ``(batch, out_size)``.
     """
     args = (x, W) if b is None else (x, W, b)
-    y, = BinaryLinearFunction().apply(args)
+    y, = BinaryLinearFunction(W_b, grad_W).apply(args)
     return y
 
 
@@ -113,6 +131,9 @@ class BinaryLinear(link.Link):
                 if initial_bias is None:
                     initial_bias = 0
                 self.b = chainer.Parameter(initial_bias, out_size)
+        # Set by fast.flat_adam.FlatAdam, which alone then updates W: W_b =
+        # sign(W), refreshed at each step, and grad_W, where gW is written.
+        self.W_b = self.grad_W = None
 
     def forward(self, x):
-        return binary_linear(x, self.W, self.b)
+        return binary_linear(x, self.W, self.b, self.W_b, self.grad_W)

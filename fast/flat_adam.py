@@ -2,18 +2,25 @@
 arXiv:1602.02830, Sec. 1.2) as one update over all parameters at once.
 
 Chainer's Adam runs an update rule, and its hooks, for each parameter: a
-dozen small updates per step. Here the parameters and Adam's moments are
-views into flat arrays, so that a step is a few operations on those arrays
-(on a GPU, one kernel for each group of parameters that share a step scale
-and a clipping), with Chainer's arithmetic, AdamRule's with weight decay 0:
+dozen small updates per step. Here the parameters, their gradients and
+Adam's moments are views into flat arrays (the binary layers write their
+weight gradients there), so that a step is one pass over those arrays (on
+the CPU compiled by Numba, fast/adam_cpu.py; on a GPU one kernel for each group
+of parameters that share a step scale and a clipping), with Chainer's
+arithmetic, AdamRule's with weight decay 0:
 
     m += (1 - beta1) (g - m);  v += (1 - beta2) (g^2 - v)
     W -= eta alpha_t m / (sqrt(v) + eps)
 
 then W clipped to [-1, 1] by weight_clip.py's clip, before the step instead
-for the port (``timing='pre'``, as Chainer v1 ran its hook).
+for the port (``timing='pre'``, as Chainer v1 ran its hook). The same pass
+refreshes each binary layer's W_b = sign(W), which its forward then reads
+instead of binarizing W again.
 """
+import functools
+import importlib
 import itertools
+import sys
 
 import compat  # noqa: F401  (must precede chainer)
 
@@ -22,7 +29,22 @@ import numpy
 import chainer
 from chainer.backends import cuda
 
+from binary_linear import BinaryLinear
+from bst import binarize
 import weight_clip
+
+
+@functools.lru_cache(maxsize=None)
+def compiled():
+    """The module fast.adam_cpu, or None where Numba does not import: then one
+    line says so and the update runs as NumPy operations."""
+    try:
+        cpu = importlib.import_module('fast.adam_cpu')
+    except ImportError as e:
+        print('note: numba is not available ({}); the update uses '
+              'NumPy'.format(e), file=sys.stderr)
+        return None
+    return cpu
 
 
 class FlatAdam(object):
@@ -32,7 +54,9 @@ class FlatAdam(object):
     That optimizer remains the one saved and resumed: its ``alpha`` is read
     at each step, its ``t`` and its rules' ``t`` advance, and its rules'
     moments are the views into the flat arrays. Each parameter's ``eta`` is
-    its rule's (the paper's Glorot factor).
+    its rule's (the paper's Glorot factor). Each BinaryLinear link of the
+    model gets ``W_b``, a view of ``signs`` kept equal to sign(W), and
+    ``grad_W``, the view of ``grad`` its backward writes W's gradient into.
 
     Args:
         optimizer (~chainer.optimizers.Adam): Set up on the model, its
@@ -46,27 +70,43 @@ class FlatAdam(object):
         self.optimizer = optimizer
         self.timing = timing
         clipped = {id(param) for param in clipped}
+        binary = {id(link.W): link for link in optimizer.target.links()
+                  if isinstance(link, BinaryLinear)}
 
         def kind(param):
             return id(param) in clipped, param.update_rule.hyperparam.eta
 
-        # Sorted by kind, each group of one kind is one slice of the arrays.
+        # Sorted by kind, each group of one kind is one slice of the arrays,
+        # its binary weights first, in the order of ``signs``.
         self.params = sorted((param for _, param in sorted(
-            optimizer.target.namedparams())), key=kind)
+            optimizer.target.namedparams())),
+            key=lambda param: (kind(param), id(param) not in binary))
         self.rules = [param.update_rule for param in self.params]
         self.device = optimizer.target.device
         self.xp = self.device.xp
         size = sum(param.size for param in self.params)
         self.param, self.m, self.v, self.grad = (
             self.xp.empty(size, self.params[0].dtype) for _ in range(4))
+        self.signs = self.xp.empty(
+            sum(link.W.size for link in binary.values()),
+            self.params[0].dtype)
+        # (part of the flat arrays, part of signs, clipped, eta) per group.
         self.groups = []
-        stop = 0
+        stop = signed = 0
         for (is_clipped, eta), group in itertools.groupby(self.params, kind):
-            start = stop
+            start, signed_start = stop, signed
             for param in group:
-                self._hold(param, slice(stop, stop + param.size))
+                part = slice(stop, stop + param.size)
+                self._hold(param, part)
+                if id(param) in binary:
+                    signs = slice(signed, signed + param.size)
+                    self._hold_binary(binary[id(param)], part, signs)
+                    signed += param.size
                 stop += param.size
-            self.groups.append((slice(start, stop), is_clipped, eta))
+            self.groups.append((slice(start, stop),
+                                slice(signed_start, signed),
+                                is_clipped, eta))
+        self.kernels = compiled() if self.xp is numpy else None
 
     def _hold(self, param, part):
         """Makes ``param`` and its moments views of the flat arrays."""
@@ -82,6 +122,13 @@ class FlatAdam(object):
         # As Chainer's own deserializer sets it, there being no setter.
         rule._state = moments
 
+    def _hold_binary(self, link, part, signs):
+        """Gives ``link`` its W_b and grad_W, views of signs and grad."""
+        shape = link.W.shape
+        link.W_b = self.signs[signs].reshape(shape)
+        link.W_b[...] = binarize(link.W.array)
+        link.grad_W = self.grad[part].reshape(shape)
+
     def update(self, lossfun, *args):
         """One step on ``lossfun(*args)``, as ``Optimizer.update`` takes it."""
         # Chainer's type checks cost more than a small net's arithmetic;
@@ -91,22 +138,46 @@ class FlatAdam(object):
             self.optimizer.target.cleargrads()
             loss.backward()
         del loss
-        self.xp.concatenate([param.grad.ravel() for param in self.params],
-                            out=self.grad)
+        # The binary weights' gradients are in place; the rest are small.
+        start = 0
+        for param in self.params:
+            part = slice(start, start + param.size)
+            start += param.size
+            if param.grad.base is not self.grad:
+                self.grad[part] = param.grad.ravel()
         self.optimizer.t += 1
         for rule in self.rules:
             rule.t += 1
-        if self.xp is numpy:
+        if self.kernels is not None:
+            self._update_compiled()
+        elif self.xp is numpy:
             self._update_cpu()
         else:
             self._update_gpu()
 
+    def _update_compiled(self):
+        hp = self.optimizer.hyperparam
+        # NumPy casts the Python floats of AdamRule's expressions so.
+        f32 = self.param.dtype.type
+        for part, signs, clipped, eta in self.groups:
+            self.kernels.adam(
+                self.param[part], self.grad[part], self.m[part],
+                self.v[part], self.signs[signs], f32(1.0 - hp.beta1),
+                f32(1.0 - hp.beta2), f32(self.optimizer.alpha_t),
+                f32(hp.eps), f32(-eta), clipped and self.timing == 'pre',
+                clipped and self.timing == 'post')
+
     def _clip(self, timing):
         if timing != self.timing:
             return
-        for part, clipped, _ in self.groups:
+        for part, _, clipped, _ in self.groups:
             if clipped:
                 weight_clip.clip(self.param[part])
+
+    def _binarize(self):
+        for part, signs, _, _ in self.groups:
+            binary = self.param[part][:signs.stop - signs.start]
+            self.signs[signs] = binarize(binary)
 
     def _update_cpu(self):
         hp = self.optimizer.hyperparam
@@ -116,10 +187,11 @@ class FlatAdam(object):
         self.v += (1.0 - hp.beta2) * (self.grad * self.grad - self.v)
         step = self.optimizer.alpha_t / (numpy.sqrt(self.v) + hp.eps)
         step *= self.m
-        for part, _, eta in self.groups:
+        for part, _, _, eta in self.groups:
             step[part] *= -eta
         self.param += step
         self._clip('post')
+        self._binarize()
 
     def _update_gpu(self):
         hp = self.optimizer.hyperparam
@@ -136,9 +208,10 @@ class FlatAdam(object):
                 clip=weight_clip.CUDA_CLIP.format('param')),
             'flat_adam')
         alpha_t = self.optimizer.alpha_t
-        for part, clipped, eta in self.groups:
+        for part, _, clipped, eta in self.groups:
             kernel(self.grad[part], alpha_t, 1 - hp.beta1,
                    1 - hp.beta2, hp.eps, eta,
                    clipped and self.timing == 'pre',
                    clipped and self.timing == 'post',
                    self.param[part], self.m[part], self.v[part])
+        self._binarize()

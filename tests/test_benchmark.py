@@ -3,10 +3,13 @@ import types
 
 import numpy
 
+import chainer
+
 import benchmark
 from conftest import record_clock
 from net import MnistMLP
 from packed import cpu
+import recipes
 
 
 def test_quick_run_checks_every_path(capsys):
@@ -96,3 +99,50 @@ def test_blas_kernel_is_named_and_a_forced_one_said_so(monkeypatch):
     monkeypatch.setenv('OPENBLAS_CORETYPE', 'Haswell')
     assert benchmark.blas_kernel() == (
         'openblas SkylakeX (forced by OPENBLAS_CORETYPE=Haswell)')
+
+
+def test_steps_are_timed_against_their_yardstick(capsys):
+    rng = numpy.random.RandomState(0)
+    train = chainer.datasets.TupleDataset(
+        rng.rand(100, 784).astype(numpy.float32),
+        rng.randint(10, size=100).astype(numpy.int32))
+    rows = benchmark.bench_steps(chainer.get_device('@numpy'),
+                                 [(recipes.Port, 20), (recipes.Paper, 30)],
+                                 train)
+    assert [(r['net'], r['hidden'], r['units']) for r in rows] == [
+        ('port', 2, 20), ('paper', 3, 30)]
+    for r in rows:
+        assert r['fast_s'] > 0 and r['plain_s'] > 0 and r['yardstick_s'] > 0
+        assert r['fast_ratio'] == r['fast_s'] / r['yardstick_s']
+        assert r['plain_ratio'] == r['plain_s'] / r['yardstick_s']
+    benchmark.print_steps(rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split()[:2] == ['port', '2x20']
+    assert lines[-1].split()[-2:] == [
+        '{:.2f}x'.format(rows[1]['fast_ratio']),
+        '{:.2f}x'.format(rows[1]['plain_ratio'])]
+
+
+def test_yardstick_runs_each_layers_products(monkeypatch):
+    calls = []
+    device = chainer.get_device('@numpy')
+    products = benchmark.yardstick(device, [784, 30, 30, 10], 100)
+    real = numpy.matmul
+    monkeypatch.setattr(numpy, 'matmul', lambda a, b: calls.append(
+        (a.shape, b.shape)) or real(a, b))
+    products()
+    # gy^T . x for 3 layers, gy . W_b for the two above the first.
+    assert calls == [((30, 100), (100, 784)), ((30, 100), (100, 30)),
+                     ((100, 30), (30, 30)), ((10, 100), (100, 30)),
+                     ((100, 10), (10, 30))]
+
+
+def test_interleaved_runs_take_turns_after_a_warm_up(monkeypatch):
+    events = []
+    record_clock(monkeypatch, benchmark, events)
+    runs = {'a': lambda: events.append('a'), 'b': lambda: events.append('b')}
+    times = benchmark.interleaved(runs, numpy, min_total=0, min_rounds=2,
+                                  max_rounds=5)
+    # A warm-up round, then two timed ones, each run between two clocks.
+    assert events == ['clock', 'a', 'clock', 'clock', 'b', 'clock'] * 3
+    assert times == {'a': 2., 'b': 2.}

@@ -42,6 +42,24 @@ def test_gradients_are_straight_through():
     numpy.testing.assert_allclose(bv.grad, gy.sum(axis=0), rtol=1e-12)
 
 
+def test_given_signs_and_gradient_array_are_used():
+    x, W, b, gy = make(dtype=numpy.float32)
+    link = BinaryLinear(7, 4)
+    link.W.array[...], link.b.array[...] = W, b
+    # Signs that are not W's: the forward must read these, not binarize W.
+    link.W_b = -sign(W)
+    link.grad_W = numpy.full_like(W, numpy.nan)
+    link.cleargrads()
+    xv = chainer.Variable(x)
+    y = link(xv)
+    numpy.testing.assert_allclose(y.array, x @ -sign(W).T + b, rtol=1e-6)
+    y.grad = gy
+    y.backward()
+    assert link.W.grad is link.grad_W
+    numpy.testing.assert_allclose(link.grad_W, gy.T @ x, rtol=1e-6)
+    numpy.testing.assert_allclose(xv.grad, gy @ -sign(W), rtol=1e-6)
+
+
 def test_gradient_check_in_x_and_b():
     x, W, b, gy = make()
     gradient_check.check_backward(

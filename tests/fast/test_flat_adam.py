@@ -1,9 +1,13 @@
+import sys
+
 import numpy
 import pytest
 
 import chainer
 from chainer.backends import cuda
 
+from binary_linear import BinaryLinear
+from fast import flat_adam
 from fast.flat_adam import FlatAdam
 import recipes
 
@@ -53,7 +57,12 @@ def state(model, optimizer):
 @pytest.mark.parametrize('recipe,clip', [
     (recipes.Port, 'all'), (recipes.Paper, 'binary'),
     (recipes.Port, 'binary'), (recipes.Paper, 'all')])
-def test_same_parameters_as_chainers_adam_and_hooks(recipe, clip):
+@pytest.mark.parametrize('numba', [True, False])
+def test_same_parameters_as_chainers_adam_and_hooks(
+        recipe, clip, numba, monkeypatch):
+    assert flat_adam.compiled() is not None
+    if not numba:
+        monkeypatch.setattr(flat_adam, 'compiled', lambda: None)
     rate = (lambda i: 3e-3 * 0.5 ** i) if recipe is recipes.Paper else None
     plain = state(*trained(recipe, fast=False, rate=rate, clip=clip))
     fast = state(*trained(recipe, fast=True, rate=rate, clip=clip))
@@ -109,9 +118,70 @@ def test_groups_are_slices_of_one_kind():
     step = FlatAdam(optimizer, recipes.clipped_params(model, 'binary'),
                     'post')
     # l1, l4 and (l2, l3) have their own Glorot factors; the rest eta 1.
-    assert [(clipped, round(eta, 2)) for _, clipped, eta in step.groups] == [
-        (False, 1.0), (True, 3.83), (True, 4.0), (True, 23.04)]
+    assert [(clipped, round(eta, 2)) for _, _, clipped, eta in step.groups] \
+        == [(False, 1.0), (True, 3.83), (True, 4.0), (True, 23.04)]
     assert step.groups[-1][0].stop == step.param.size
+    # Only the binary weights have signs: l2 and l3 share a group.
+    assert [s.stop - s.start for _, s, _, _ in step.groups] == [
+        0, 12 * 10, 2 * 12 * 12, 784 * 12]
+    assert step.groups[-1][1].stop == step.signs.size
+
+
+@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])
+@pytest.mark.parametrize('numba', [True, False])
+def test_forward_reads_the_signs_of_the_current_weights(recipe, numba,
+                                                        monkeypatch):
+    if not numba:
+        monkeypatch.setattr(flat_adam, 'compiled', lambda: None)
+    numpy.random.seed(0)
+    model = recipe.model(12)
+    links = [link for link in model.links() if isinstance(link, BinaryLinear)]
+    assert len(links) == recipe.n_hidden + 1
+    # Pixels 0-2 are 0, so l1's W[:, :3] get no gradient and keep their
+    # values: sign(0) = sign(-0) = +1 at every step.
+    links[0].W.array[0, :3] = (0., -0., -1e-30)
+    optimizer = recipe.optimizer(model, recipe.clip)
+    step = FlatAdam(optimizer, recipes.clipped_params(model, recipe.clip),
+                    recipe.clip_timing)
+    initial = [link.W_b.copy() for link in links]
+    for i, (x, t) in enumerate(batches(3, recipe.signed_input)):
+        x[:, :3] = 0
+        for link in links:
+            numpy.testing.assert_array_equal(
+                link.W_b, numpy.where(link.W.array >= 0, 1, -1))
+            assert numpy.shares_memory(link.W_b, step.signs)
+        assert links[0].W.array[0, 1] == 0
+        assert list(links[0].W_b[0, :3]) == [1, 1, -1]
+        numpy.random.seed(i)
+        step.update(model, x, t)
+        for link in links:
+            # The gradient was written where the update reads it.
+            assert numpy.shares_memory(link.W.grad, step.grad)
+    # Signs flipped, and W_b followed.
+    assert any(not numpy.array_equal(link.W_b, before)
+               for link, before in zip(links, initial))
+
+
+def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
+    expected = state(*trained(recipes.Port, fast=True, n_steps=2))
+    monkeypatch.setitem(sys.modules, 'numba', None)
+    monkeypatch.delitem(sys.modules, 'fast.adam_cpu')
+    flat_adam.compiled.cache_clear()
+    try:
+        results = [state(*trained(recipes.Port, fast=True, n_steps=2))
+                   for _ in range(2)]
+        assert flat_adam.compiled() is None
+    finally:
+        monkeypatch.undo()
+        flat_adam.compiled.cache_clear()
+    for result in results:
+        for name in expected:
+            numpy.testing.assert_array_equal(result[name], expected[name],
+                                             err_msg=name)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith('note: numba is not available (')
+    assert err[0].endswith('); the update uses NumPy')
 
 
 @pytest.mark.gpu
