@@ -208,6 +208,13 @@ def check_paths(args):
     """Refuses a path that cannot serve, before the data are loaded."""
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError('--out {} is a file, not a folder'.format(args.out))
+    # The folder that --out would be made in.
+    parent = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError('--out {}: {} is a file, not a folder'.format(
+            args.out, parent))
     if args.dataset_dir is not None and not os.path.isdir(args.dataset_dir):
         raise UsageError('--dataset-dir {}: no such folder'.format(
             args.dataset_dir))

@@ -146,3 +146,13 @@ def test_interleaved_runs_take_turns_after_a_warm_up(monkeypatch):
     # A warm-up round, then two timed ones, each run between two clocks.
     assert events == ['clock', 'a', 'clock', 'clock', 'b', 'clock'] * 3
     assert times == {'a': 2., 'b': 2.}
+
+
+def test_without_mnist_one_line_says_so(monkeypatch, capsys):
+    def missing(*args, **kwargs):
+        raise benchmark.mnist.MnistError('data/mnist: no MNIST here')
+    monkeypatch.setattr(benchmark.mnist, 'get_mnist', missing)
+    assert benchmark.main(['--quick']) == 1
+    out, err = capsys.readouterr()
+    assert err.endswith(': error: data/mnist: no MNIST here\n')
+    assert err.count('\n') == 1
