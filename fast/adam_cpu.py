@@ -13,20 +13,16 @@ vectorised sqrt and / are IEEE's, correctly rounded: the bits of NumPy's
 passes, in one.
 """
 import numba
-from numba import prange
 import numpy
 
-# Elements per task: 64 KiB of each of the seven streams, enough to hide a
-# task's start, small enough to share the paper's 4096 x 4096 layers evenly.
-BLOCK = 1 << 14
 _JIT = {'cache': True, 'nogil': True, 'boundscheck': False,
         'error_model': 'numpy'}
 
 
 @numba.njit(**_JIT)
-def _block(param, grad, m, v, signs, signed, one_minus_beta1,
-           one_minus_beta2, alpha_t, eps, neg_eta, clip_before, clip_after):
-    """The step of one block; ``signed``: signs[i] = sign(W[i]) after it.
+def _run(param, grad, m, v, signs, signed, one_minus_beta1,
+         one_minus_beta2, alpha_t, eps, neg_eta, clip_before, clip_after):
+    """The step of each element; ``signed``: signs[i] = sign(W[i]) after it.
 
     One flat loop whose flags LLVM hoists out of it, so that it vectorises.
     """
@@ -48,20 +44,19 @@ def _block(param, grad, m, v, signs, signed, one_minus_beta1,
             signs[i] = high if p >= 0 else low
 
 
-@numba.njit(parallel=True, **_JIT)
+# One thread: the pass is bound by memory, and a parallel one, its threads
+# contending with OpenBLAS's that spin between the products, made a port
+# epoch slower (11.2-11.6 s against 7.96 s on one thread, 2 cores).
+@numba.njit(**_JIT)
 def adam(param, grad, m, v, signs, one_minus_beta1, one_minus_beta2,
          alpha_t, eps, neg_eta, clip_before, clip_after):
     """One step of every element in place; signs[i] = sign(W[i]) after it
     (+1 where W >= 0, else -1) for i < len(signs). The scalars are float32,
     as NumPy casts Python's floats beside a float32 array."""
-    n, n_signed = len(param), len(signs)
-    for block in prange((n + BLOCK - 1) // BLOCK):
-        start = block * BLOCK
-        stop = min(start + BLOCK, n)
-        middle = max(start, min(stop, n_signed))
-        for first, last, signed in ((start, middle, True),
-                                    (middle, stop, False)):
-            _block(param[first:last], grad[first:last], m[first:last],
-                   v[first:last], signs[first:min(last, n_signed)], signed,
-                   one_minus_beta1, one_minus_beta2, alpha_t, eps, neg_eta,
-                   clip_before, clip_after)
+    n_signed = len(signs)
+    _run(param[:n_signed], grad[:n_signed], m[:n_signed], v[:n_signed],
+         signs, True, one_minus_beta1, one_minus_beta2, alpha_t, eps,
+         neg_eta, clip_before, clip_after)
+    _run(param[n_signed:], grad[n_signed:], m[n_signed:], v[n_signed:],
+         signs, False, one_minus_beta1, one_minus_beta2, alpha_t, eps,
+         neg_eta, clip_before, clip_after)
