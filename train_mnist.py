@@ -12,8 +12,6 @@ as they come (PlainPath), and trains the same model more slowly.
 """
 import itertools
 import os
-import shlex
-import shutil
 import sys
 import time
 
@@ -180,7 +178,7 @@ def run_epoch(model, step, batches, n_examples, write_graph_to=None,
     # A progress line on a terminal only (disable=None): nothing in logs.
     with tqdm.tqdm(total=n_examples, initial=means.count, unit='img',
                    leave=False, disable=None,
-                   ncols=progress_width()) as progress:
+                   ncols=cli.progress_width()) as progress:
         for x, t in batches:
             step(x, t)
             if write_graph_to:
@@ -193,92 +191,12 @@ def run_epoch(model, step, batches, n_examples, write_graph_to=None,
     return means.result()
 
 
-def progress_width():
-    """The terminal's width less two columns, or None: the ^C that the
-    terminal echoes then fits on the progress line, which is cleared,
-    instead of wrapping below it and leaving it on the screen."""
-    try:
-        columns = os.get_terminal_size(sys.stderr.fileno()).columns
-    except (OSError, ValueError):
-        return None
-    return columns - 2 if columns > 2 else None
-
-
-def check_paths(args):
-    """Refuses a path that cannot serve, before the data are loaded."""
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError('--out {} is a file, not a folder'.format(args.out))
-    # The folder that --out would be made in.
-    parent = os.path.dirname(os.path.abspath(args.out))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise UsageError('--out {}: {} is a file, not a folder'.format(
-            args.out, parent))
-    if args.dataset_dir is not None and not os.path.isdir(args.dataset_dir):
-        raise UsageError('--dataset-dir {}: no such folder'.format(
-            args.dataset_dir))
-    for path in (args.initmodel, args.resume):
-        if path and not os.path.exists(path):
-            raise UsageError('{}: no such file'.format(path))
-    if args.resume:
-        snapshot.check_folder(args.resume, args.out)
-
-
-def resume_command(args):
-    """The command that resumes this run from its snapshot in --out, ready
-    to paste: the script and each flag that differs from its default."""
-    parser = make_parser()
-    defaults = parser.parse_args([])
-    for name in PRESET_FLAGS:
-        setattr(defaults, name, getattr(recipes.PRESETS[args.preset], name))
-    resumed = dict(vars(args),
-                   initmodel=os.path.join(args.out, snapshot.MODEL_FILE),
-                   resume=os.path.join(args.out, snapshot.STATE_FILE))
-    words = this_script()
-    for action in parser._actions:
-        value = resumed.get(action.dest)
-        if not action.option_strings or value == getattr(
-                defaults, action.dest, value):
-            continue
-        words.append(action.option_strings[0])
-        if action.nargs != 0:
-            words.append(str(value))
-    return ' '.join(shlex.quote(word) for word in words)
-
-
-def this_script():
-    """[python, script] that start this script again from this shell: the
-    script alone where its shebang's python3 would be this Python."""
-    script = os.path.relpath(os.path.abspath(__file__))
-    if os.path.dirname(script) == '':
-        script = os.path.join('.', script)
-    if sys.prefix != sys.base_prefix:
-        # A venv: its python3 comes first on the PATH once activated.
-        active = os.environ.get('VIRTUAL_ENV')
-        bare = active is not None and os.path.realpath(
-            active) == os.path.realpath(sys.prefix)
-    else:
-        python3 = shutil.which('python3')
-        bare = python3 is not None and os.path.samefile(python3,
-                                                        sys.executable)
-    if bare:
-        return [script]
-    python = os.path.relpath(sys.executable)
-    if python.startswith(os.pardir):
-        python = sys.executable
-    return [python, script]
-
-
 def train(args):
-    check_paths(args)
+    snapshot.check_paths(args)
     device = cli.get_device(args.gpu)
     # Current before seeding: CuPy seeds the current device's generator.
     compat.use_device(device)
-    if args.plot and not training_log.plotting_available():
-        print('note: matplotlib is not installed, so no plots are drawn',
-              file=sys.stderr)
-        args.plot = False
+    args.plot = args.plot and training_log.plotting_available()
     recipe = recipes.PRESETS[args.preset]
     saved_recipe = {'preset': args.preset, 'unit': args.unit,
                     'epoch': args.epoch}
@@ -397,24 +315,16 @@ def train(args):
             means.batches, optimizer.epoch + 1) if partial else '')
         print('interrupted after {} complete epoch(s){}'.format(
             optimizer.epoch, within), file=sys.stderr)
-        print('resume with:', resume_command(args), file=sys.stderr)
+        print('resume with:', snapshot.resume_command(
+            make_parser(), args, __file__,
+            {name: getattr(recipe, name) for name in PRESET_FLAGS}),
+            file=sys.stderr)
         return 130
     finally:
         interrupts.restore()
     snapshot.save(model, optimizer, args.out, saved_recipe, log)
-    best = training_log.best_entry(log)
-    if best:
-        print('lowest validation error {:.2%} at epoch {}: test error '
-              '{:.2%} ({})'.format(
-                  1 - best['validation/main/accuracy'], best['epoch'],
-                  1 - best['test/main/accuracy'],
-                  os.path.join(args.out, BEST_MODEL_FILE)))
-    final = log[-1].get('test/main/accuracy',
-                        log[-1]['validation/main/accuracy'])
-    print('{}: test accuracy {:.2%} after epoch {}; the model, its optimizer '
-          'state and log.json are in {}'.format(
-              recipe.describe(args.unit, args.epoch), final, log[-1]['epoch'],
-              args.out))
+    training_log.print_end(log, recipe.describe(args.unit, args.epoch),
+                           args.out, os.path.join(args.out, BEST_MODEL_FILE))
     return 0
 
 

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
 import numpy
 import pytest
@@ -671,14 +670,6 @@ def test_a_python_without_chainer_is_told_how_to_run_the_script(script):
         '{0}: error: {1} has no numpy, chainer, tqdm: run .venv/bin/python '
         '{0}, or . .venv/bin/activate first (make setup makes .venv)\n'
         .format(script, sys.executable))
-
-
-def test_the_progress_line_leaves_room_for_the_echoed_ctrl_c(monkeypatch):
-    monkeypatch.setattr(sys, 'stderr',
-                        types.SimpleNamespace(fileno=lambda: 2))
-    monkeypatch.setattr(train_mnist.os, 'get_terminal_size',
-                        lambda fd: os.terminal_size((100, 24)))
-    assert train_mnist.progress_width() == 98
 
 
 def test_a_paper_state_without_a_recipe_is_one_line(data_slice, tmp_path,

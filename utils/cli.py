@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import difflib
 import os
+import shutil
 import sys
 import textwrap
 
@@ -147,3 +148,38 @@ def synchronize(xp):
     before then would miss it."""
     if xp is not numpy:
         xp.cuda.Device().synchronize()
+
+
+def progress_width():
+    """The terminal's width less two columns, or None: the ^C that the
+    terminal echoes then fits on the progress line, which is cleared,
+    instead of wrapping below it and leaving it on the screen."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return None
+    return columns - 2 if columns > 2 else None
+
+
+def script_command(path):
+    """[python, script] that start the script ``path`` again from this
+    shell: the script alone where its shebang's python3 would be this
+    Python."""
+    script = os.path.relpath(os.path.abspath(path))
+    if os.path.dirname(script) == '':
+        script = os.path.join('.', script)
+    if sys.prefix != sys.base_prefix:
+        # A venv: its python3 comes first on the PATH once activated.
+        active = os.environ.get('VIRTUAL_ENV')
+        bare = active is not None and os.path.realpath(
+            active) == os.path.realpath(sys.prefix)
+    else:
+        python3 = shutil.which('python3')
+        bare = python3 is not None and os.path.samefile(python3,
+                                                        sys.executable)
+    if bare:
+        return [script]
+    python = os.path.relpath(sys.executable)
+    if python.startswith(os.pardir):
+        python = sys.executable
+    return [python, script]

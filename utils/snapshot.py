@@ -1,10 +1,12 @@
 """Snapshots of a run: the model and the optimizer state saved at the end
 or on Ctrl-C, and loaded again with the checks that keep a run whole."""
 import os
+import shlex
 import signal
 
 import numpy
 
+from utils import cli
 from utils import safe_npz
 from utils import training_log
 from utils.cli import UsageError
@@ -161,3 +163,48 @@ def resumed_log(out, path, epochs, saved_end):
                          '(another run in this folder since?)'.format(
                              os.path.join(out, training_log.LOG_FILE), path))
     return log
+
+
+def check_paths(args):
+    """Refuses, before the data are loaded, an --out, --dataset-dir,
+    --initmodel or --resume that cannot serve."""
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError('--out {} is a file, not a folder'.format(args.out))
+    # The folder that --out would be made in.
+    parent = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError('--out {}: {} is a file, not a folder'.format(
+            args.out, parent))
+    if args.dataset_dir is not None and not os.path.isdir(args.dataset_dir):
+        raise UsageError('--dataset-dir {}: no such folder'.format(
+            args.dataset_dir))
+    for path in (args.initmodel, args.resume):
+        if path and not os.path.exists(path):
+            raise UsageError('{}: no such file'.format(path))
+    if args.resume:
+        check_folder(args.resume, args.out)
+
+
+def resume_command(parser, args, script, preset):
+    """The command that resumes the run of ``args`` from its snapshot in
+    --out, ready to paste: ``script`` and each flag of ``parser`` that
+    differs from its default (or from ``preset``'s, a dict, for the flags
+    that a preset fills)."""
+    defaults = parser.parse_args([])
+    for name, value in preset.items():
+        setattr(defaults, name, value)
+    resumed = dict(vars(args),
+                   initmodel=os.path.join(args.out, MODEL_FILE),
+                   resume=os.path.join(args.out, STATE_FILE))
+    words = cli.script_command(script)
+    for action in parser._actions:
+        value = resumed.get(action.dest)
+        if not action.option_strings or value == getattr(
+                defaults, action.dest, value):
+            continue
+        words.append(action.option_strings[0])
+        if action.nargs != 0:
+            words.append(str(value))
+    return ' '.join(shlex.quote(word) for word in words)

@@ -2,6 +2,7 @@
 printed them, and the plots and graph that Chainer's extensions draw."""
 import json
 import os
+import sys
 
 import compat  # noqa: F401  (must precede chainer)
 
@@ -129,9 +130,12 @@ def _plot_log(entries, out):
 
 
 def plotting_available():
+    """Whether matplotlib imports; where not, one line says so."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
+        print('note: matplotlib is not installed, so no plots are drawn',
+              file=sys.stderr)
         return False
     return True
 
@@ -143,3 +147,20 @@ def write_graph(loss, path):
         (loss,), remove_split=True)
     with atomic_file.open_for_write(path, 'w') as f:
         f.write(graph.dump())
+
+
+def print_end(log, description, out, best_path):
+    """The run's last lines, after the port's: the epoch of lowest
+    validation error, where the recipe keeps a validation split, then what
+    ran, its final test accuracy and where its files are."""
+    best = best_entry(log)
+    if best:
+        print('lowest validation error {:.2%} at epoch {}: test error '
+              '{:.2%} ({})'.format(
+                  1 - best['validation/main/accuracy'], best['epoch'],
+                  1 - best['test/main/accuracy'], best_path))
+    final = log[-1].get('test/main/accuracy',
+                        log[-1]['validation/main/accuracy'])
+    print('{}: test accuracy {:.2%} after epoch {}; the model, its optimizer '
+          'state and log.json are in {}'.format(
+              description, final, log[-1]['epoch'], out))

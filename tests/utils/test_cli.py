@@ -144,3 +144,11 @@ def test_a_closed_console_drops_messages_instead_of_raising(monkeypatch):
     print('also lost', file=stream)
     stream.flush()
     stream.close()
+
+
+def test_the_progress_line_leaves_room_for_the_echoed_ctrl_c(monkeypatch):
+    monkeypatch.setattr(sys, 'stderr',
+                        types.SimpleNamespace(fileno=lambda: 2))
+    monkeypatch.setattr(cli.os, 'get_terminal_size',
+                        lambda fd: os.terminal_size((100, 24)))
+    assert cli.progress_width() == 98
