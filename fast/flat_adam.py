@@ -18,9 +18,7 @@ refreshes each binary layer's W_b = sign(W), which its forward then reads
 instead of binarizing W again.
 """
 import functools
-import importlib
 import itertools
-import sys
 
 import compat  # noqa: F401  (must precede chainer)
 
@@ -31,6 +29,7 @@ from chainer.backends import cuda
 
 from binary_linear import BinaryLinear
 from bst import binarize
+from utils import numba_kernels
 import weight_clip
 
 
@@ -38,13 +37,7 @@ import weight_clip
 def compiled():
     """The module fast.adam_cpu, or None where Numba does not import: then one
     line says so and the update runs as NumPy operations."""
-    try:
-        cpu = importlib.import_module('fast.adam_cpu')
-    except ImportError as e:
-        print('note: numba is not available ({}); the update uses '
-              'NumPy'.format(e), file=sys.stderr)
-        return None
-    return cpu
+    return numba_kernels.load('fast.adam_cpu', 'the update')
 
 
 class FlatAdam(object):

@@ -8,8 +8,6 @@ the 1-bit tensor cores (packed/mma.py) from sm_80 on, else the __popcll
 kernel (packed/cuda.py).
 """
 import functools
-import importlib
-import sys
 import zipfile
 
 import numpy
@@ -18,6 +16,7 @@ from packed import cuda
 from packed import mma
 from packed import reference
 from utils import atomic_file
+from utils import numba_kernels
 
 
 class PackedError(ValueError):
@@ -28,13 +27,7 @@ class PackedError(ValueError):
 def compiled():
     """The module packed.cpu, or None where Numba does not import: then one
     line says so and the packed engine runs on NumPy."""
-    try:
-        cpu = importlib.import_module('packed.cpu')
-    except ImportError as e:
-        print('note: numba is not available ({}); the packed engine uses '
-              'NumPy'.format(e), file=sys.stderr)
-        return None
-    return cpu
+    return numba_kernels.load('packed.cpu', 'the packed engine')
 
 
 def xnor_popcount(a, w):
