@@ -59,6 +59,13 @@ def _pointer(context, builder, ary_type, ary, row, offset):
                        [builder.add(builder.mul(row, stride), offset)])
 
 
+def _rows(context, builder, ary_type, ary, first, count):
+    """Byte pointers to the rows first, ..., first + count - 1 of ary."""
+    return [_pointer(context, builder, ary_type, ary,
+                     builder.add(first, _I64(r)), _I64(0))
+            for r in range(count)]
+
+
 def _load(builder, pointer, ty):
     return builder.load(builder.bitcast(pointer, ty.as_pointer()), align=1)
 
@@ -95,12 +102,8 @@ def _xor_popcount_block(rows, accumulate):
             a, i, wt, g, out, si, sj, shift = args
             words = cgutils.unpack_tuple(builder, context.make_array(a_ty)(
                 context, builder, a).shape, 2)[1]
-            xs = [_pointer(context, builder, a_ty, a,
-                           builder.add(i, _I64(r)), _I64(0))
-                  for r in range(rows)]
-            ys = [_pointer(context, builder, wt_ty, wt,
-                           builder.add(g, _I64(c)), _I64(0))
-                  for c in range(4)]
+            xs = _rows(context, builder, a_ty, a, i, rows)
+            ys = _rows(context, builder, wt_ty, wt, g, 4)
             accs = _accumulators(builder, _V8I64, rows * 4)
             ctpop = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(_V8I64, [_V8I64]),
@@ -296,12 +299,8 @@ def _dpbusd_block(rows):
             p, i, wt, g, out, si = args
             k = cgutils.unpack_tuple(builder, context.make_array(p_ty)(
                 context, builder, p).shape, 2)[1]
-            xs = [_pointer(context, builder, p_ty, p,
-                           builder.add(i, _I64(r)), _I64(0))
-                  for r in range(rows)]
-            ys = [_pointer(context, builder, wt_ty, wt,
-                           builder.add(g, _I64(c)), _I64(0))
-                  for c in range(4)]
+            xs = _rows(context, builder, p_ty, p, i, rows)
+            ys = _rows(context, builder, wt_ty, wt, g, 4)
             dpbusd = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(_V16I32, [_V16I32] * 3),
                 'llvm.x86.avx512.vpdpbusd.512')
