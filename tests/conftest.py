@@ -18,6 +18,9 @@ from packed import reference  # noqa: E402
 from utils import cli  # noqa: E402
 
 N_TRAIN, N_TEST = 10000, 1000
+# The small slice: for the tests of bookkeeping, where learning is not the
+# point; 20 batches of 100 an epoch.
+N_SMALL_TRAIN, N_SMALL_TEST = 2000, 500
 
 
 def pytest_addoption(parser):
@@ -97,11 +100,9 @@ def idx_labels(labels):
     return header + labels.tobytes()
 
 
-@pytest.fixture(scope='session')
-def data_slice(tmp_path_factory):
+def write_slice(folder, n_train, n_test):
     """The first images of the real MNIST, as a --dataset-dir."""
-    folder = tmp_path_factory.mktemp('mnist_slice')
-    for split, n in (('train', N_TRAIN), ('test', N_TEST)):
+    for split, n in (('train', n_train), ('test', n_test)):
         images_name, labels_name = mnist.SPLITS[split]
         with gzip.open(os.path.join(mnist.SHIPPED_DIR,
                                     images_name + '.gz')) as f:
@@ -112,3 +113,17 @@ def data_slice(tmp_path_factory):
         (folder / images_name).write_bytes(idx_images(images))
         (folder / labels_name).write_bytes(idx_labels(labels))
     return str(folder)
+
+
+@pytest.fixture(scope='session')
+def data_slice(tmp_path_factory):
+    """N_TRAIN and N_TEST images: enough to learn from."""
+    return write_slice(tmp_path_factory.mktemp('mnist_slice'), N_TRAIN,
+                       N_TEST)
+
+
+@pytest.fixture(scope='session')
+def small_slice(tmp_path_factory):
+    """N_SMALL_TRAIN and N_SMALL_TEST images."""
+    return write_slice(tmp_path_factory.mktemp('mnist_small'), N_SMALL_TRAIN,
+                       N_SMALL_TEST)

@@ -1,3 +1,4 @@
+import contextlib
 import io
 import json
 import os
@@ -15,7 +16,7 @@ import pytest
 import chainer
 import chainer.links as L
 
-from conftest import N_TRAIN, ROOT, gpu_usable
+from conftest import N_SMALL_TRAIN, N_TRAIN, ROOT, gpu_usable
 import fast
 from net import MnistMLP
 import recipes
@@ -25,8 +26,8 @@ from utils import safe_npz
 SCRIPT = os.path.join(ROOT, 'train_mnist.py')
 
 
-def run(data_slice, out, *flags):
-    return train_mnist.main(['--dataset-dir', data_slice, '--out', str(out),
+def run(dataset_dir, out, *flags):
+    return train_mnist.main(['--dataset-dir', dataset_dir, '--out', str(out),
                              '--unit', '100', '--noplot'] + list(flags))
 
 
@@ -35,20 +36,46 @@ def read_log(out):
         return json.load(f)
 
 
+def printed_run(data, out, *flags):
+    """run(), its exit status asserted 0; what it printed: (out, err)."""
+    with contextlib.redirect_stdout(io.StringIO()) as stdout, \
+            contextlib.redirect_stderr(io.StringIO()) as stderr:
+        assert run(data, out, *flags) == 0
+    return stdout.getvalue(), stderr.getvalue()
+
+
 @pytest.fixture(scope='module')
-def two_epochs(data_slice, tmp_path_factory):
+def two_epochs_printed(data_slice, tmp_path_factory):
+    """The port's 2 epochs of 100 units on data_slice, which learn: the
+    run's folder, and what it printed (out, err)."""
     out = tmp_path_factory.mktemp('two_epochs')
-    assert run(data_slice, out, '--epoch', '2') == 0
-    return out
+    return out, printed_run(data_slice, out, '--epoch', '2')
 
 
-def test_short_run_learns_and_prints_the_ports_log(data_slice, tmp_path,
-                                                   capsys):
-    assert run(data_slice, tmp_path, '--epoch', '2') == 0
-    captured = capsys.readouterr()
+@pytest.fixture(scope='module')
+def two_epochs(two_epochs_printed):
+    return two_epochs_printed[0]
+
+
+@pytest.fixture(scope='module')
+def trained(small_slice, tmp_path_factory):
+    """trained(*flags): the folder of a finished run on small_slice with
+    ``flags``, trained once for the module; the tests only read it."""
+    runs = {}
+
+    def train(*flags):
+        if flags not in runs:
+            runs[flags] = tmp_path_factory.mktemp('trained')
+            printed_run(small_slice, runs[flags], *flags)
+        return runs[flags]
+    return train
+
+
+def test_short_run_learns_and_prints_the_ports_log(two_epochs_printed):
+    tmp_path, (out, err) = two_epochs_printed
     # No progress line where stderr is not a terminal.
-    assert captured.err == ''
-    lines = captured.out.splitlines()
+    assert err == ''
+    lines = out.splitlines()
     # Python 2's str(float): at most 12 significant digits.
     number = r'[0-9]\.[0-9]{1,12}'
     train = 'train mean loss=#, accuracy=#'
@@ -75,9 +102,9 @@ def test_short_run_learns_and_prints_the_ports_log(data_slice, tmp_path,
     assert {'mlp.model', 'mlp.state'} <= set(os.listdir(tmp_path))
 
 
-def test_plots_are_drawn(data_slice, tmp_path):
+def test_plots_are_drawn(small_slice, tmp_path):
     pytest.importorskip('matplotlib')
-    assert train_mnist.main(['--dataset-dir', data_slice, '--out',
+    assert train_mnist.main(['--dataset-dir', small_slice, '--out',
                              str(tmp_path), '--unit', '10', '-e', '1']) == 0
     for name in ('loss.png', 'accuracy.png'):
         assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -100,24 +127,34 @@ def arrays(path):
         return {key: npz[key] for key in npz.files}
 
 
-def test_resumed_run_continues_where_it_stopped(data_slice, two_epochs,
-                                                tmp_path, capsys):
-    assert run(data_slice, tmp_path, '--epoch', '1') == 0
-    capsys.readouterr()
-    assert run(data_slice, tmp_path, '--epoch', '2',
-               '--initmodel', str(tmp_path / 'mlp.model'),
-               '--resume', str(tmp_path / 'mlp.state')) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope='module')
+def resumed(small_slice, tmp_path_factory):
+    """One epoch, its log's elapsed time set to 1000 s, then resumed for a
+    second: the folder, and what the resumed run printed."""
+    out = tmp_path_factory.mktemp('resumed')
+    printed_run(small_slice, out, '-e', '1', '-u', '16')
+    log = read_log(out)
+    log[0]['elapsed_time'] = 1000.
+    (out / 'log.json').write_text(json.dumps(log))
+    printed, _ = printed_run(small_slice, out, '-e', '2', '-u', '16',
+                             '--initmodel', str(out / 'mlp.model'),
+                             '--resume', str(out / 'mlp.state'))
+    return out, printed
+
+
+def test_resumed_run_continues_where_it_stopped(resumed, trained):
+    out, printed = resumed
+    straight = trained('-e', '2', '-u', '16')
     assert 'epoch 2' in printed and 'epoch 1' not in printed
-    assert read_log(tmp_path)[:2] == [
+    assert read_log(out)[:2] == [
         dict(e, elapsed_time=pytest.approx(e['elapsed_time'], abs=1e9))
-        for e in read_log(two_epochs)]
+        for e in read_log(straight)]
     # Same orders, same optimizer state: the same model as without a break.
     for name in ('mlp.model', 'mlp.state'):
-        resumed, straight = arrays(tmp_path / name), arrays(two_epochs / name)
-        assert resumed.keys() == straight.keys()
-        for key in straight:
-            numpy.testing.assert_array_equal(resumed[key], straight[key],
+        resumed, expected = arrays(out / name), arrays(straight / name)
+        assert resumed.keys() == expected.keys()
+        for key in expected:
+            numpy.testing.assert_array_equal(resumed[key], expected[key],
                                              err_msg=key)
 
 
@@ -132,28 +169,29 @@ def test_initmodel_starts_from_the_saved_weights(data_slice, two_epochs,
 
 
 @pytest.mark.parametrize('flags', [[], ['--plain']])
-def test_ctrl_c_leaves_a_resumable_snapshot(data_slice, tmp_path,
+def test_ctrl_c_leaves_a_resumable_snapshot(small_slice, tmp_path,
                                             monkeypatch, capsys, flags):
-    # Epoch 1 is 100 batches: Ctrl-C before the 5th of epoch 2, which is
+    # Epoch 1 is 20 batches: Ctrl-C before the 5th of epoch 2, which is
     # taken before its step.
     for path in (train_mnist.PlainPath, fast.FastPath):
         monkeypatch.setattr(path, 'batches', interrupted_at(
             path.batches, 2, 4))
-    assert run(data_slice, tmp_path, '--epoch', '3', *flags) == 130
+    assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16',
+               *flags) == 130
     assert 'interrupted after 1 complete epoch(s)' in capsys.readouterr().err
     optimizer = chainer.optimizers.Adam()
-    optimizer.setup(L.Classifier(MnistMLP(784, 100, 10)))
+    optimizer.setup(L.Classifier(MnistMLP(784, 16, 10)))
     safe_npz.load(str(tmp_path / 'mlp.state'), optimizer)
-    assert (optimizer.epoch, optimizer.t) == (1, 104)
+    assert (optimizer.epoch, optimizer.t) == (1, 24)
     monkeypatch.undo()
-    assert run(data_slice, tmp_path, '--epoch', '3',
+    assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16',
                '--initmodel', str(tmp_path / 'mlp.model'),
                '--resume', str(tmp_path / 'mlp.state')) == 0
     assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2, 3]
 
 
 def test_ctrl_c_in_an_evaluation_waits_for_the_epochs_log(
-        data_slice, tmp_path, monkeypatch, capsys):
+        small_slice, tmp_path, monkeypatch, capsys):
     evaluate = fast.FastPath.evaluate
     calls = []
 
@@ -164,23 +202,23 @@ def test_ctrl_c_in_an_evaluation_waits_for_the_epochs_log(
         return evaluate(*args)
 
     monkeypatch.setattr(fast.FastPath, 'evaluate', interrupted_in_epoch_2)
-    assert run(data_slice, tmp_path, '--epoch', '3') == 130
+    assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16') == 130
     assert 'interrupted after 2 complete epoch(s)' in capsys.readouterr().err
     assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2]
     monkeypatch.undo()
-    assert run(data_slice, tmp_path, '--epoch', '3',
+    assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16',
                '--initmodel', str(tmp_path / 'mlp.model'),
                '--resume', str(tmp_path / 'mlp.state')) == 0
     assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2, 3]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_ctrl_c_before_any_update_saves_nothing(data_slice, tmp_path,
+def test_ctrl_c_before_any_update_saves_nothing(small_slice, tmp_path,
                                                 monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
     monkeypatch.setattr(train_mnist, 'run_epoch', interrupted)
-    assert run(data_slice, tmp_path) == 130
+    assert run(small_slice, tmp_path) == 130
     assert not (tmp_path / 'mlp.model').exists()
 
 
@@ -225,7 +263,7 @@ def test_epoch_means_are_summed_in_float64_as_the_port_did():
     assert float(float32_sum) / 300000 != expected / 300000
 
 
-def test_progress_shows_on_a_terminal_only(data_slice, tmp_path, capsys,
+def test_progress_shows_on_a_terminal_only(small_slice, tmp_path, capsys,
                                            monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self):
@@ -233,24 +271,24 @@ def test_progress_shows_on_a_terminal_only(data_slice, tmp_path, capsys,
 
     terminal = Terminal()
     monkeypatch.setattr(sys, 'stderr', terminal)
-    assert run(data_slice, tmp_path, '--epoch', '1', '-u', '10') == 0
+    assert run(small_slice, tmp_path, '--epoch', '1', '-u', '10') == 0
     assert 'img/s' in terminal.getvalue()
-    assert '/10000 [' in terminal.getvalue()
+    assert '/{} ['.format(N_SMALL_TRAIN) in terminal.getvalue()
     assert 'img' not in capsys.readouterr().out
 
 
-def test_eval_bn_batch_evaluates_as_the_port_did(data_slice, two_epochs,
-                                                 tmp_path):
-    assert run(data_slice, tmp_path, '--epoch', '2',
-               '--eval-bn', 'batch') == 0
-    ours, population = read_log(tmp_path), read_log(two_epochs)
-    for entry, plain in zip(ours, population):
+def test_eval_bn_batch_evaluates_as_the_port_did(trained):
+    batch = trained('-e', '2', '-u', '16', '--eval-bn', 'batch')
+    population = trained('-e', '2', '-u', '16')
+    ours, population_log = read_log(batch), read_log(population)
+    assert len(ours) == len(population_log) == 2
+    for entry, plain in zip(ours, population_log):
         assert entry['main/loss'] == plain['main/loss']
         assert (entry['validation/main/accuracy'] !=
                 plain['validation/main/accuracy'])
     # The test batches moved the running averages, as in the port.
-    saved, plain = arrays(tmp_path / 'mlp.model'), arrays(
-        two_epochs / 'mlp.model')
+    saved, plain = arrays(batch / 'mlp.model'), arrays(
+        population / 'mlp.model')
     assert not numpy.array_equal(saved['predictor/b1/avg_mean'],
                                  plain['predictor/b1/avg_mean'])
     numpy.testing.assert_array_equal(saved['predictor/l1/W'],
@@ -266,6 +304,7 @@ def same_training(fast, plain, approx_evaluation):
         for key in theirs:
             numpy.testing.assert_array_equal(ours[key], theirs[key],
                                              err_msg=name + ' ' + key)
+    assert len(read_log(fast)) == len(read_log(plain))
     for ours, theirs in zip(read_log(fast), read_log(plain)):
         assert ours.keys() == theirs.keys()
         for key in theirs:
@@ -280,11 +319,9 @@ def same_training(fast, plain, approx_evaluation):
 
 @pytest.mark.parametrize('flags', [
     [], ['--eval-bn', 'batch'], ['--preset', 'paper']])
-def test_plain_path_trains_the_same_model_and_log(data_slice, tmp_path,
-                                                  flags):
-    fast, plain = tmp_path / 'fast', tmp_path / 'plain'
-    assert run(data_slice, fast, '-e', '2', *flags) == 0
-    assert run(data_slice, plain, '-e', '2', '--plain', *flags) == 0
+def test_plain_path_trains_the_same_model_and_log(trained, flags):
+    fast = trained('-e', '2', '-u', '16', *flags)
+    plain = trained('-e', '2', '-u', '16', *flags, '--plain')
     # Evaluated in chunks, the first layer's products are summed in another
     # order (device_data.evaluate): an activation within rounding of its
     # threshold may flip. Batch by batch (--eval-bn batch) all is equal.
@@ -311,10 +348,11 @@ def test_saved_files_name_their_recipe(two_epochs):
         assert recipe == {'preset': 'port', 'unit': 100, 'epoch': 2}
 
 
-def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path,
-                                                    monkeypatch, capsys):
-    straight, broken = tmp_path / 'straight', tmp_path / 'broken'
-    assert run(data_slice, straight, '--preset', 'paper', '-e', '2') == 0
+def test_resumed_paper_run_is_the_uninterrupted_one(small_slice, trained,
+                                                    tmp_path, monkeypatch,
+                                                    capsys):
+    straight = trained('-e', '2', '-u', '16', '--preset', 'paper')
+    broken = tmp_path / 'broken'
     run_epoch = train_mnist.run_epoch
     epochs = []
 
@@ -325,17 +363,18 @@ def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path,
         return run_epoch(*args)
 
     monkeypatch.setattr(train_mnist, 'run_epoch', stopped_before_epoch_2)
-    assert run(data_slice, broken, '--preset', 'paper', '-e', '2') == 130
+    assert run(small_slice, broken, '-e', '2', '-u', '16',
+               '--preset', 'paper') == 130
     monkeypatch.undo()
-    resume = ['--preset', 'paper', '--initmodel', str(broken / 'mlp.model'),
-              '--resume', str(broken / 'mlp.state')]
+    resume = ['-u', '16', '--preset', 'paper', '--initmodel',
+              str(broken / 'mlp.model'), '--resume', str(broken / 'mlp.state')]
     capsys.readouterr()
     # Another --epoch would change the rates of the epochs still to come.
-    assert run(data_slice, broken, '-e', '3', *resume) == 1
+    assert run(small_slice, broken, '-e', '3', *resume) == 1
     assert capsys.readouterr().err.endswith(
         ': error: {} follows the learning-rate schedule of --epoch 2: resume '
         'it with that --epoch\n'.format(broken / 'mlp.state'))
-    assert run(data_slice, broken, '-e', '2', *resume) == 0
+    assert run(small_slice, broken, '-e', '2', *resume) == 0
     for name in ('mlp.model', 'mlp.state', 'mlp_best.model'):
         resumed, expected = arrays(broken / name), arrays(straight / name)
         for key in expected:
@@ -345,7 +384,7 @@ def test_resumed_paper_run_is_the_uninterrupted_one(data_slice, tmp_path,
         e['lr'] for e in read_log(straight)]
 
 
-def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
+def test_paper_run_keeps_the_best_validation_model(small_slice, tmp_path,
                                                    capsys, monkeypatch):
     # Validation accuracies with a tie at the best, which is not the last.
     scripted = iter([(.5, .90), (.6, .80), (.4, .95), (.6, .81),
@@ -370,7 +409,7 @@ def test_paper_run_keeps_the_best_validation_model(data_slice, tmp_path,
             saved.append(path)
 
     monkeypatch.setattr(safe_npz, 'save', recording_save)
-    assert run(data_slice, tmp_path, '--preset', 'paper', '--epoch', '4',
+    assert run(small_slice, tmp_path, '--preset', 'paper', '--epoch', '4',
                '--unit', '16') == 0
     out = capsys.readouterr().out
     log = read_log(tmp_path)
@@ -510,22 +549,22 @@ def test_resume_into_a_broken_log_is_one_line(data_slice, previous_run):
 
 @pytest.mark.parametrize('flags', [[], ['--plain'], ['--preset', 'paper']])
 def test_an_interrupt_at_a_random_step_resumes_as_the_uninterrupted_run(
-        data_slice, tmp_path, monkeypatch, capsys, flags):
-    straight, broken = tmp_path / 'straight', tmp_path / 'broken'
+        small_slice, trained, tmp_path, monkeypatch, capsys, flags):
+    broken = tmp_path / 'broken'
     flags = ['-e', '2', '-u', '16'] + flags
-    assert run(data_slice, straight, *flags) == 0
-    # The paper preset's 8,333 images make 84 batches an epoch.
+    straight = trained(*flags)
+    # The paper preset's 1,667 images make 17 batches an epoch.
     epoch, index = 1 + numpy.random.RandomState(len(flags)).randint(
-        2), numpy.random.RandomState(16 + len(flags)).randint(1, 84)
+        2), numpy.random.RandomState(16 + len(flags)).randint(1, 17)
     for path in (train_mnist.PlainPath, fast.FastPath):
         monkeypatch.setattr(path, 'batches', interrupted_at(
             path.batches, epoch, index))
-    assert run(data_slice, broken, *flags) == 130
+    assert run(small_slice, broken, *flags) == 130
     assert capsys.readouterr().err.startswith(
         'interrupted after {} complete epoch(s) and {} step(s) of epoch '
         '{}\n'.format(epoch - 1, index, epoch))
     monkeypatch.undo()
-    assert run(data_slice, broken, *flags, '--initmodel',
+    assert run(small_slice, broken, *flags, '--initmodel',
                str(broken / 'mlp.model'), '--resume',
                str(broken / 'mlp.state')) == 0
     printed = capsys.readouterr().out
@@ -545,14 +584,14 @@ def test_an_interrupt_at_a_random_step_resumes_as_the_uninterrupted_run(
 
 
 def test_a_partial_epoch_resumes_only_with_its_batchsize(
-        data_slice, tmp_path, monkeypatch, capsys):
+        small_slice, tmp_path, monkeypatch, capsys):
     for path in (train_mnist.PlainPath, fast.FastPath):
         monkeypatch.setattr(path, 'batches', interrupted_at(
             path.batches, 1, 7))
-    assert run(data_slice, tmp_path, '-e', '2', '-u', '16') == 130
+    assert run(small_slice, tmp_path, '-e', '2', '-u', '16') == 130
     monkeypatch.undo()
     capsys.readouterr()
-    assert run(data_slice, tmp_path, '-e', '2', '-u', '16', '-b', '50',
+    assert run(small_slice, tmp_path, '-e', '2', '-u', '16', '-b', '50',
                '--initmodel', str(tmp_path / 'mlp.model'), '--resume',
                str(tmp_path / 'mlp.state')) == 1
     assert capsys.readouterr().err.endswith(
@@ -599,9 +638,9 @@ def test_ctrl_c_under_a_closed_pipe_saves_the_run(data_slice, tmp_path):
 
 
 def test_the_printed_resume_command_continues_the_run_and_no_other(
-        data_slice, tmp_path):
+        data_slice, trained, tmp_path):
     other = tmp_path / 'result'
-    assert run(data_slice, other, '-e', '2', '-u', '16') == 0
+    shutil.copytree(trained('-e', '2', '-u', '16'), other)
     before = snapshot(other)
     out = tmp_path / 'run1'
     process = start_script('-u', '16', '-e', '3', '--seed', '2', '--noplot',
@@ -640,14 +679,16 @@ def test_the_printed_resume_command_continues_the_run_and_no_other(
 
 
 def test_a_log_of_another_run_in_the_folder_is_not_overwritten(
-        data_slice, two_epochs, tmp_path, capsys):
+        small_slice, trained, tmp_path, capsys):
     # The state of a one-epoch run beside the log of another two-epoch run.
-    assert run(data_slice, tmp_path, '-e', '1', '--seed', '5') == 0
-    shutil.copy(two_epochs / 'log.json', tmp_path / 'log.json')
+    assert run(small_slice, tmp_path, '-e', '1', '-u', '16', '--seed',
+               '5') == 0
+    shutil.copy(trained('-e', '2', '-u', '16') / 'log.json',
+                tmp_path / 'log.json')
     before = snapshot(tmp_path)
     capsys.readouterr()
-    assert run(data_slice, tmp_path, '-e', '3', '--seed', '5', '--initmodel',
-               str(tmp_path / 'mlp.model'), '--resume',
+    assert run(small_slice, tmp_path, '-e', '3', '-u', '16', '--seed', '5',
+               '--initmodel', str(tmp_path / 'mlp.model'), '--resume',
                str(tmp_path / 'mlp.state')) == 1
     assert capsys.readouterr().err.endswith(
         ': error: {} is not the log of the run {} was saved '
@@ -686,15 +727,8 @@ def test_a_paper_state_without_a_recipe_is_one_line(data_slice, tmp_path,
         'learning-rate schedule spans\n'.format(tmp_path / 'mlp.state'))
 
 
-def test_elapsed_time_goes_on_across_a_resume(data_slice, tmp_path):
-    assert run(data_slice, tmp_path, '--epoch', '1') == 0
-    log = read_log(tmp_path)
-    log[0]['elapsed_time'] = 1000.
-    (tmp_path / 'log.json').write_text(json.dumps(log))
-    assert run(data_slice, tmp_path, '--epoch', '2',
-               '--initmodel', str(tmp_path / 'mlp.model'),
-               '--resume', str(tmp_path / 'mlp.state')) == 0
-    first, second = read_log(tmp_path)
+def test_elapsed_time_goes_on_across_a_resume(resumed):
+    first, second = read_log(resumed[0])
     assert first['elapsed_time'] == 1000.
     # The second epoch's seconds, added to the first's.
     assert 1000. < second['elapsed_time'] < 1000. + 600.
