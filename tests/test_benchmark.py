@@ -1,7 +1,9 @@
+import functools
 import json
 import types
 
 import numpy
+import pytest
 
 import chainer
 
@@ -12,7 +14,16 @@ from packed import cpu
 import recipes
 
 
-def test_quick_run_checks_every_path(capsys):
+def quick_timing(monkeypatch):
+    """One timed run of each thing: --quick's times measure nothing."""
+    monkeypatch.setattr(benchmark, 'best_time', functools.partial(
+        benchmark.best_time, min_total=0))
+    monkeypatch.setattr(benchmark, 'interleaved', functools.partial(
+        benchmark.interleaved, min_total=0, min_rounds=1))
+
+
+def test_quick_run_checks_every_path(capsys, monkeypatch):
+    quick_timing(monkeypatch)
     assert benchmark.main(['--quick']) == 0
     lines = capsys.readouterr().out.splitlines()
     result = json.loads(lines[-1])
@@ -30,13 +41,55 @@ def test_quick_run_checks_every_path(capsys):
     # Chainer's float32 may put a few images' units across their thresholds
     # where the exact packed path does not (tests/test_xnor_infer.py's FEW).
     assert 1000 - 10 <= inference['agree'] <= 1000
-    training = result['training']
-    assert training['ratio'] == (training['binary_s_per_epoch'] /
-                                 training['float_s_per_epoch'])
     assert 'training, s per epoch' in '\n'.join(lines)
     # Its figures come with the warning that they mean nothing.
     assert lines[0] == ('--quick: sizes that check that every path runs; its '
                         'times and ratios measure nothing')
+
+
+def test_product_rate_is_the_words_of_the_product_over_its_time(
+        monkeypatch):
+    def best_time(run, xp, **kwargs):
+        # Known seconds: 1 ms for the float32 product, 0.2 ms for the xnor.
+        return 1e-3 if run().dtype == numpy.float32 else 2e-4
+
+    monkeypatch.setattr(benchmark, 'best_time', best_time)
+    rows = benchmark.bench_product(numpy, [(100, 256, 256), (300, 65, 130)])
+    assert [(r['float32_s'], r['xnor_s']) for r in rows] == [(1e-3, 2e-4)] * 2
+    # m x n dot products of ceil(k / 64) words each.
+    assert [r['words_per_s'] for r in rows] == [
+        pytest.approx(100 * 256 * 4 / 2e-4),
+        pytest.approx(300 * 130 * 2 / 2e-4)]
+    assert all(r['equal'] for r in rows)
+
+
+def test_training_is_timed_per_epoch_of_60000_images(monkeypatch):
+    rng = numpy.random.RandomState(0)
+    train = chainer.datasets.TupleDataset(
+        rng.rand(300, 784).astype(numpy.float32),
+        rng.randint(10, size=300).astype(numpy.int32))
+    float_steps = []
+    forward = benchmark.FloatMLP.forward
+    monkeypatch.setattr(benchmark.FloatMLP, 'forward', lambda self, x: (
+        float_steps.append(1) or forward(self, x)))
+
+    def best_time(run, xp, **kwargs):
+        # Known seconds for the 3 steps: 0.15 for the float net's, 0.6 for
+        # BinaryNet's.
+        del float_steps[:]
+        run()
+        if float_steps:
+            assert len(float_steps) == 3
+            return 0.15
+        return 0.6
+
+    monkeypatch.setattr(benchmark, 'best_time', best_time)
+    result = benchmark.bench_training(chainer.get_device('@numpy'), 20, 3,
+                                      train)
+    # 3 steps of 100 images timed: an epoch of 60,000 is 200 times them.
+    assert result['binary_s_per_epoch'] == pytest.approx(120.)
+    assert result['float_s_per_epoch'] == pytest.approx(30.)
+    assert result['ratio'] == pytest.approx(4.)
 
 
 def test_calibrated_units_fire_on_some_images_only():
@@ -103,26 +156,34 @@ def test_blas_kernel_is_named_and_a_forced_one_said_so(monkeypatch):
         'openblas SkylakeX (forced by OPENBLAS_CORETYPE=Haswell)')
 
 
-def test_steps_are_timed_against_their_yardstick(capsys):
+def test_steps_are_timed_against_their_yardstick(capsys, monkeypatch):
     rng = numpy.random.RandomState(0)
     train = chainer.datasets.TupleDataset(
         rng.rand(100, 784).astype(numpy.float32),
         rng.randint(10, size=100).astype(numpy.int32))
+    # Known seconds: each run taken once, as interleaved() would.
+    seconds = {'fast_s': 3e-3, 'plain_s': 12e-3, 'yardstick_s': 2e-3}
+
+    def interleaved(runs, xp):
+        assert runs.keys() == seconds.keys()
+        for run in runs.values():
+            run()
+        return dict(seconds)
+
+    monkeypatch.setattr(benchmark, 'interleaved', interleaved)
     rows = benchmark.bench_steps(chainer.get_device('@numpy'),
                                  [(recipes.Port, 20), (recipes.Paper, 30)],
                                  train)
     assert [(r['net'], r['hidden'], r['units']) for r in rows] == [
         ('port', 2, 20), ('paper', 3, 30)]
     for r in rows:
-        assert r['fast_s'] > 0 and r['plain_s'] > 0 and r['yardstick_s'] > 0
-        assert r['fast_ratio'] == r['fast_s'] / r['yardstick_s']
-        assert r['plain_ratio'] == r['plain_s'] / r['yardstick_s']
+        assert (r['fast_ratio'], r['plain_ratio']) == (
+            pytest.approx(1.5), pytest.approx(6.))
     benchmark.print_steps(rows)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2].split()[:2] == ['port', '2x20']
-    assert lines[-1].split()[-2:] == [
-        '{:.2f}x'.format(rows[1]['fast_ratio']),
-        '{:.2f}x'.format(rows[1]['plain_ratio'])]
+    assert lines[-2].split() == ['port', '2x20', '3.0', '12.0', '2.0',
+                                 '1.50x', '6.00x']
+    assert lines[-1].split()[:2] == ['paper', '3x30']
 
 
 def test_yardstick_runs_each_layers_products(monkeypatch):

@@ -80,9 +80,9 @@ def test_packed_path_agrees_on_all_10000_test_images(trained, tmp_path,
     assert_exact(trained)
 
 
-def test_paper_preset_net_with_signed_inputs_agrees(data_slice, tmp_path,
+def test_paper_preset_net_with_signed_inputs_agrees(small_slice, tmp_path,
                                                     capsys):
-    assert train_mnist.main(['--dataset-dir', data_slice, '--out',
+    assert train_mnist.main(['--dataset-dir', small_slice, '--out',
                              str(tmp_path), '--unit', '100', '--epoch', '1',
                              '--noplot', '--preset', 'paper']) == 0
     # The model names its recipe: no --preset to repeat.
