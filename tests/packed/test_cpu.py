@@ -1,3 +1,5 @@
+import types
+
 import numba
 import numpy
 import pytest
@@ -87,9 +89,30 @@ def test_results_do_not_depend_on_the_thread_count():
                                      reference.xnor_popcount(a, w))
 
 
-def test_xor_popcount_rate_is_a_rate():
+def test_xor_popcount_rate_is_the_words_counted_over_their_seconds(
+        monkeypatch):
+    # Each pass over the words takes 1 ms of a faked thread clock.
+    clock, passes = [0.], []
+
+    def one_ms_a_pass(words, repeat):
+        passes.append((len(words), repeat))
+        clock[0] += 1e-3 * repeat
+        return 0
+
+    monkeypatch.setattr(cpu, '_xor_popcount_sum', one_ms_a_pass)
+    monkeypatch.setattr(cpu, 'time', types.SimpleNamespace(
+        thread_time=lambda: clock[0]))
     rate = cpu.xor_popcount_rate(seconds=0.01)
-    assert numpy.isfinite(rate) and rate > 0
+    n_words, repeat = passes[-1]
+    assert repeat * 1e-3 >= 0.01
+    assert rate == pytest.approx(n_words / 1e-3 * numba.get_num_threads())
+
+
+def test_xor_popcount_sum_counts_the_bits_that_differ():
+    words = random_words(1, 640, 12)[0]
+    expected = sum(bin(int(x) ^ int(words[r])).count('1')
+                   for r in range(3) for x in words)
+    assert cpu._xor_popcount_sum(words, 3) == expected
 
 
 FIRST_LAYERS = [cpu.BIT_PLANES] + (
