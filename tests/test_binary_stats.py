@@ -109,8 +109,8 @@ def test_pass_ratio_is_exact_beyond_float32s_integers():
     assert stats.ratios()['l1/pass_ratio'] == 1
 
 
-def ratios_logged(data_slice, out, *flags, status=0):
-    flags = ['--dataset-dir', data_slice, '--out', str(out), '--unit', '50',
+def ratios_logged(small_slice, out, *flags, status=0):
+    flags = ['--dataset-dir', small_slice, '--out', str(out), '--unit', '16',
              '--noplot'] + list(flags)
     assert train_mnist.main(flags) == status
     with open(str(out / 'log.json')) as f:
@@ -121,10 +121,10 @@ def ratios_logged(data_slice, out, *flags, status=0):
 
 @pytest.mark.parametrize('preset', ['port', 'paper'])
 def test_resumed_run_logs_the_uninterrupted_runs_ratios(
-        data_slice, tmp_path, monkeypatch, preset):
+        small_slice, tmp_path, monkeypatch, preset):
     straight, broken = tmp_path / 'straight', tmp_path / 'broken'
     flags = ['--preset', preset, '-e', '2']
-    expected = ratios_logged(data_slice, straight, *flags)
+    expected = ratios_logged(small_slice, straight, *flags)
     n_layers = 3 if preset == 'port' else 4
     assert [len(entry) for entry in expected] == [3 * n_layers - 1] * 2
     # Stopped before epoch 2 (the paper's rates span --epoch 2 as given).
@@ -138,17 +138,17 @@ def test_resumed_run_logs_the_uninterrupted_runs_ratios(
         return run_epoch(*args)
 
     monkeypatch.setattr(train_mnist, 'run_epoch', stopped_before_epoch_2)
-    ratios_logged(data_slice, broken, *flags, status=130)
+    ratios_logged(small_slice, broken, *flags, status=130)
     monkeypatch.undo()
     # Epoch 2's flips are counted from the saved model's signs.
-    assert ratios_logged(data_slice, broken, *flags,
+    assert ratios_logged(small_slice, broken, *flags,
                          '--initmodel', str(broken / 'mlp.model'),
                          '--resume', str(broken / 'mlp.state')) == expected
 
 
-def test_plain_path_logs_the_fast_paths_ratios(data_slice, tmp_path):
-    fast = ratios_logged(data_slice, tmp_path / 'fast', '-e', '2')
-    plain = ratios_logged(data_slice, tmp_path / 'plain', '-e', '2',
+def test_plain_path_logs_the_fast_paths_ratios(small_slice, tmp_path):
+    fast = ratios_logged(small_slice, tmp_path / 'fast', '-e', '2')
+    plain = ratios_logged(small_slice, tmp_path / 'plain', '-e', '2',
                           '--plain')
     assert [len(entry) for entry in fast] == [8, 8]
     assert plain == fast
