@@ -72,7 +72,7 @@ def trained(small_slice, tmp_path_factory):
 
 
 def test_short_run_learns_and_prints_the_ports_log(two_epochs_printed):
-    tmp_path, (out, err) = two_epochs_printed
+    folder, (out, err) = two_epochs_printed
     # No progress line where stderr is not a terminal.
     assert err == ''
     lines = out.splitlines()
@@ -88,18 +88,18 @@ def test_short_run_learns_and_prints_the_ports_log(two_epochs_printed):
     assert len(lines) == len(expected)
     for line, pattern in zip(lines, expected):
         assert re.fullmatch(re.escape(pattern).replace('\\#', number), line)
-    log = read_log(tmp_path)
+    log = read_log(folder)
     assert last == (
         '--preset port: 784-100-100-10, softmax cross entropy, Adam at 0.001 '
         'over 2 epochs: test accuracy {:.2%} after epoch 2; the model, its '
         'optimizer state and log.json are in {}'.format(
-            log[1]['validation/main/accuracy'], tmp_path))
+            log[1]['validation/main/accuracy'], folder))
     assert [e['epoch'] for e in log] == [1, 2]
     assert log[1]['iteration'] == 2 * N_TRAIN // 100
     # 10,000 images, 2 epochs, 100 units: 0.852-0.859 measured (seeds 1-3).
     assert log[1]['validation/main/accuracy'] >= 0.82
-    assert 'BinaryStraightThrough' in (tmp_path / 'graph.dot').read_text()
-    assert {'mlp.model', 'mlp.state'} <= set(os.listdir(tmp_path))
+    assert 'BinaryStraightThrough' in (folder / 'graph.dot').read_text()
+    assert {'mlp.model', 'mlp.state'} <= set(os.listdir(folder))
 
 
 def test_plots_are_drawn(small_slice, tmp_path):
