@@ -445,11 +445,23 @@ def test_paper_run_keeps_the_best_validation_model(small_slice, tmp_path,
                for k in best if k.startswith('predictor/l'))
 
 
-# Bad input, through the command line as a user meets it.
+# Bad input: each case through main() as the script calls it, in this
+# process; the tests after them start the script as a user does
+# (run_script), where a fresh process's imports could print more.
 
 def run_script(*args, cwd):
     return subprocess.run([sys.executable, SCRIPT] + list(args), cwd=cwd,
                           capture_output=True, text=True, timeout=120)
+
+
+def run_main(argv, monkeypatch):
+    """sys.exit(main(argv)) of the script, called by its name: the exit
+    status."""
+    monkeypatch.setattr(train_mnist, 'PROG', 'train_mnist.py')
+    try:
+        return train_mnist.main(argv)
+    except SystemExit as e:
+        return e.code
 
 
 def snapshot(folder):
@@ -506,7 +518,7 @@ def bad_files(folder):
      "--eval-bn batch is the port's evaluation"),
 ])
 def test_bad_input_is_one_line_and_harms_nothing(
-        data_slice, previous_run, flags, message):
+        data_slice, previous_run, flags, message, monkeypatch, capsys):
     cwd = previous_run.parent
     bad_files(cwd)
     before = snapshot(previous_run)
@@ -514,16 +526,19 @@ def test_bad_input_is_one_line_and_harms_nothing(
     (cwd / 'afile').write_text('')
     if '--dataset-dir' not in flags:
         flags = ['--dataset-dir', data_slice] + flags
-    result = run_script('--unit', '100', '--out', 'result', *flags, cwd=cwd)
-    assert result.returncode != 0
-    assert result.stderr.count('\n') == 1, result.stderr
-    assert result.stderr.startswith('train_mnist.py: error: ')
-    assert message in result.stderr
+    monkeypatch.chdir(cwd)
+    status = run_main(['--unit', '100', '--out', 'result'] + flags,
+                      monkeypatch)
+    out, err = capsys.readouterr()
+    assert status != 0
+    assert err.count('\n') == 1, err
+    assert err.startswith('train_mnist.py: error: ')
+    assert message in err
     assert snapshot(previous_run) == before
     assert not (cwd / 'other').exists()
     if '--out' in flags or '--dataset-dir' in flags[2:]:
         # The paths are checked before the data are loaded.
-        assert result.stdout == ''
+        assert out == ''
 
 
 def test_gpu_without_cuda_is_one_line(data_slice, previous_run):

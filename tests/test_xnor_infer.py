@@ -114,18 +114,28 @@ def run_script(*args, cwd):
      'cannot write absent/packed.npz: No such file or directory'),
     ([], 'the following arguments are required: --model'),
 ])
-def test_bad_input_is_one_line(trained, tmp_path, flags, message):
+def test_bad_input_is_one_line(trained, tmp_path, flags, message,
+                               monkeypatch, capsys):
     (tmp_path / 'garbage.npz').write_bytes(b'PK\x03\x04 not a zip')
     model = L.Classifier(MnistMLP(784, 10, 10))
     safe_npz.save(str(tmp_path / 'norecipe.model'), model)
     safe_npz.save(str(tmp_path / 'mislabeled.model'), model,
                   {'preset': 'port', 'unit': 50, 'epoch': 1})
     flags = [str(trained) if f == 'MODEL' else f for f in flags]
-    result = run_script(*flags, cwd=tmp_path)
-    assert result.returncode != 0
-    assert result.stderr.count('\n') == 1, result.stderr
-    assert result.stderr.startswith('xnor_infer.py: error: ')
-    assert message in result.stderr
+    # main() as the script calls it, in this process; the test below starts
+    # the script as a user does, where a fresh process's imports could
+    # print more.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(xnor_infer, 'PROG', 'xnor_infer.py')
+    try:
+        status = xnor_infer.main(flags)
+    except SystemExit as e:
+        status = e.code
+    err = capsys.readouterr().err
+    assert status != 0
+    assert err.count('\n') == 1, err
+    assert err.startswith('xnor_infer.py: error: ')
+    assert message in err
 
 
 def test_gpu_without_cuda_is_one_line(trained, tmp_path):
