@@ -343,9 +343,9 @@ def test_plain_path_trains_the_same_model_on_the_gpu(data_slice, tmp_path,
     # The steps are the same bits (tests/fast/test_flat_adam.py asks it of
     # FlatAdam's kernel, and both paths hand cuBLAS the same products of
     # a batch): the model and state are compared bit for bit. Only the
-    # evaluation differs: a chunk of 10,000 images is another product,
-    # which cuBLAS sums in another order, so a unit within rounding of its
-    # threshold may flip, as on the CPU.
+    # evaluation differs: a chunk of 1,000 images (device_data.CHUNK) is
+    # another product, which cuBLAS sums in another order, so a unit within
+    # rounding of its threshold may flip, as on the CPU.
     same_training(fast, plain, {'rel': 1e-3, 'abs': 3e-3})
 
 
