@@ -285,11 +285,7 @@ def test_plain_path_trains_the_same_model_and_log(data_slice, tmp_path,
     fast, plain = tmp_path / 'fast', tmp_path / 'plain'
     assert run(data_slice, fast, '-e', '2', *flags) == 0
     assert run(data_slice, plain, '-e', '2', '--plain', *flags) == 0
-    # Evaluated in chunks, the first layer's products are summed in another
-    # order (device_data.evaluate): an activation within rounding of its
-    # threshold may flip. Batch by batch (--eval-bn batch) all is equal.
-    same_training(fast, plain, None if flags == ['--eval-bn', 'batch']
-                  else {'rel': 1e-3, 'abs': 3e-3})
+    same_training(fast, plain, None)
 
 
 @pytest.mark.gpu
