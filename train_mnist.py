@@ -87,9 +87,7 @@ def make_parser():
     parser.add_argument('--plain', action='store_true',
                         help="Train with Chainer's SerialIterator, its "
                         "optimizer's update rules and hooks and its type "
-                        "checks, and evaluate batch by batch: the same model, "
-                        "slower (evaluated in chunks, a test figure may round "
-                        "otherwise)")
+                        "checks: the same model and log, slower")
     return parser
 
 

@@ -298,9 +298,9 @@ def test_eval_bn_batch_evaluates_as_the_port_did(trained):
                                      plain['predictor/l1/W'])
 
 
-def same_training(fast, plain, approx_evaluation):
+def same_training(fast, plain):
     """Asserts the same saved model and state, bit for bit, and the same
-    log; the evaluations' figures to ``approx_evaluation`` if not None."""
+    log."""
     for name in ('mlp.model', 'mlp.state'):
         ours, theirs = arrays(fast / name), arrays(plain / name)
         assert ours.keys() == theirs.keys()
@@ -311,12 +311,7 @@ def same_training(fast, plain, approx_evaluation):
     for ours, theirs in zip(read_log(fast), read_log(plain)):
         assert ours.keys() == theirs.keys()
         for key in theirs:
-            if key == 'elapsed_time':
-                continue
-            if key.startswith(('validation/', 'test/')) and approx_evaluation:
-                assert ours[key] == pytest.approx(theirs[key],
-                                                  **approx_evaluation), key
-            else:
+            if key != 'elapsed_time':
                 assert ours[key] == theirs[key], key
 
 
@@ -325,11 +320,7 @@ def same_training(fast, plain, approx_evaluation):
 def test_plain_path_trains_the_same_model_and_log(trained, flags):
     fast = trained('-e', '2', '-u', '16', *flags)
     plain = trained('-e', '2', '-u', '16', *flags, '--plain')
-    # Evaluated in chunks, the first layer's products are summed in another
-    # order (device_data.evaluate): an activation within rounding of its
-    # threshold may flip. Batch by batch (--eval-bn batch) all is equal.
-    same_training(fast, plain, None if flags == ['--eval-bn', 'batch']
-                  else {'rel': 1e-3, 'abs': 3e-3})
+    same_training(fast, plain)
 
 
 @pytest.mark.gpu
@@ -341,12 +332,9 @@ def test_plain_path_trains_the_same_model_on_the_gpu(data_slice, tmp_path,
         assert run(data_slice, out, '-e', '1', '--gpu', '0', '--preset',
                    preset, *flags) == 0
     # The steps are the same bits (tests/fast/test_flat_adam.py asks it of
-    # FlatAdam's kernel, and both paths hand cuBLAS the same products of
-    # a batch): the model and state are compared bit for bit. Only the
-    # evaluation differs: a chunk of 1,000 images (device_data.CHUNK) is
-    # another product, which cuBLAS sums in another order, so a unit within
-    # rounding of its threshold may flip, as on the CPU.
-    same_training(fast, plain, {'rel': 1e-3, 'abs': 3e-3})
+    # FlatAdam's kernel), and both paths hand cuBLAS the same products, a
+    # batch at a time, in training and evaluation alike.
+    same_training(fast, plain)
 
 
 def test_saved_files_name_their_recipe(two_epochs):
