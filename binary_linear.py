@@ -23,15 +23,11 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
         W_b: sign(W) where the caller keeps it (fast.flat_adam refreshes it
             once per step), or None to binarize W here.
         grad_W: The array gW is written into, or None for a new one.
-        product: x -> x . W_b^T where the caller has an exact one of its
-            own (fast.flat_adam's on packed bits, for a ternary x), or None
-            for BLAS's.
     """
 
-    def __init__(self, W_b=None, grad_W=None, product=None):
+    def __init__(self, W_b=None, grad_W=None):
         self.W_b = W_b
         self.grad_W = grad_W
-        self.product = product
 
     def check_type_forward(self, in_types):
         n_in = in_types.size()
@@ -61,7 +57,7 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
         if self.W_b is None:
             self.W_b = binarize(W)
         self.retain_inputs((0,))
-        y = x.dot(self.W_b.T) if self.product is None else self.product(x)
+        y = x.dot(self.W_b.T)
         if len(inputs) == 3:
             y += inputs[2]
         return y,
@@ -85,7 +81,7 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
         return grads
 
 
-def binary_linear(x, W, b=None, W_b=None, grad_W=None, product=None):
+def binary_linear(x, W, b=None, W_b=None, grad_W=None):
     """Computes y = x . sign(W)^T + b, with sign(0) = +1.
 
     Args:
@@ -95,13 +91,12 @@ def binary_linear(x, W, b=None, W_b=None, grad_W=None, product=None):
         b (~chainer.Variable or array): Bias of shape ``(out_size,)``, or None.
         W_b (array): sign(W), if the caller keeps it current; else None.
         grad_W (array): Where to write W's gradient, or None.
-        product: x -> x . W_b^T, exact, in place of BLAS's; or None.
 
     Returns:
         ~chainer.Variable: Output of shape ``(batch, out_size)``.
     """
     args = (x, W) if b is None else (x, W, b)
-    y, = BinaryLinearFunction(W_b, grad_W, product).apply(args)
+    y, = BinaryLinearFunction(W_b, grad_W).apply(args)
     return y
 
 
@@ -137,10 +132,8 @@ class BinaryLinear(link.Link):
                     initial_bias = 0
                 self.b = chainer.Parameter(initial_bias, out_size)
         # Set by fast.flat_adam.FlatAdam, which alone then updates W: W_b =
-        # sign(W), refreshed at each step, grad_W, where gW is written, and,
-        # for a ternary input, product, x . W_b^T on packed bits.
-        self.W_b = self.grad_W = self.product = None
+        # sign(W), refreshed at each step, and grad_W, where gW is written.
+        self.W_b = self.grad_W = None
 
     def forward(self, x):
-        return binary_linear(x, self.W, self.b, self.W_b, self.grad_W,
-                             self.product)
+        return binary_linear(x, self.W, self.b, self.W_b, self.grad_W)

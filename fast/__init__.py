@@ -26,8 +26,7 @@ class FastPath(object):
 
     def __init__(self, model, optimizer, clipped, timing, args, device):
         self.model = model
-        self.adam = FlatAdam(optimizer, clipped, timing,
-                             model.predictor.ternary_input_links())
+        self.adam = FlatAdam(optimizer, clipped, timing)
         self.args = args
         self.device = device
 
