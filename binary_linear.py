@@ -23,11 +23,15 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
         W_b: sign(W) where the caller keeps it (fast.flat_adam refreshes it
             once per step), or None to binarize W here.
         grad_W: The array gW is written into, or None for a new one.
+        product: x -> x . W_b^T where the caller has an exact one of its
+            own (fast.device_data's on packed bits, for an x of +-1 in
+            evaluation), or None for BLAS's.
     """
 
-    def __init__(self, W_b=None, grad_W=None):
+    def __init__(self, W_b=None, grad_W=None, product=None):
         self.W_b = W_b
         self.grad_W = grad_W
+        self.product = product
 
     def check_type_forward(self, in_types):
         n_in = in_types.size()
@@ -57,7 +61,7 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
         if self.W_b is None:
             self.W_b = binarize(W)
         self.retain_inputs((0,))
-        y = x.dot(self.W_b.T)
+        y = x.dot(self.W_b.T) if self.product is None else self.product(x)
         if len(inputs) == 3:
             y += inputs[2]
         return y,
@@ -81,7 +85,7 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
         return grads
 
 
-def binary_linear(x, W, b=None, W_b=None, grad_W=None):
+def binary_linear(x, W, b=None, W_b=None, grad_W=None, product=None):
     """Computes y = x . sign(W)^T + b, with sign(0) = +1.
 
     Args:
@@ -91,12 +95,13 @@ def binary_linear(x, W, b=None, W_b=None, grad_W=None):
         b (~chainer.Variable or array): Bias of shape ``(out_size,)``, or None.
         W_b (array): sign(W), if the caller keeps it current; else None.
         grad_W (array): Where to write W's gradient, or None.
+        product: x -> x . W_b^T, exact, in place of BLAS's; or None.
 
     Returns:
         ~chainer.Variable: Output of shape ``(batch, out_size)``.
     """
     args = (x, W) if b is None else (x, W, b)
-    y, = BinaryLinearFunction(W_b, grad_W).apply(args)
+    y, = BinaryLinearFunction(W_b, grad_W, product).apply(args)
     return y
 
 
@@ -132,8 +137,11 @@ class BinaryLinear(link.Link):
                     initial_bias = 0
                 self.b = chainer.Parameter(initial_bias, out_size)
         # Set by fast.flat_adam.FlatAdam, which alone then updates W: W_b =
-        # sign(W), refreshed at each step, and grad_W, where gW is written.
-        self.W_b = self.grad_W = None
+        # sign(W), refreshed at each step, and grad_W, where gW is written;
+        # by fast.device_data while it evaluates, product, x . W_b^T on
+        # packed bits.
+        self.W_b = self.grad_W = self.product = None
 
     def forward(self, x):
-        return binary_linear(x, self.W, self.b, self.W_b, self.grad_W)
+        return binary_linear(x, self.W, self.b, self.W_b, self.grad_W,
+                             self.product)

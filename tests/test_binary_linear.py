@@ -60,6 +60,21 @@ def test_given_signs_and_gradient_array_are_used():
     numpy.testing.assert_allclose(xv.grad, gy @ -sign(W), rtol=1e-6)
 
 
+def test_given_product_runs_the_forward_and_backward_reads_the_signs():
+    x, W, b, gy = make(dtype=numpy.float32)
+    link = BinaryLinear(7, 4)
+    link.W.array[...], link.b.array[...] = W, b
+    link.W_b = sign(W)
+    made = numpy.arange(len(x) * 4, dtype=numpy.float32).reshape(len(x), 4)
+    link.product = lambda given: made.copy() if given is xv.array else None
+    xv = chainer.Variable(x)
+    y = link(xv)
+    numpy.testing.assert_array_equal(y.array, made + b)
+    y.grad = gy
+    y.backward()
+    numpy.testing.assert_allclose(xv.grad, gy @ sign(W), rtol=1e-6)
+
+
 def test_gradient_check_in_x_and_b():
     x, W, b, gy = make()
     gradient_check.check_backward(
