@@ -29,6 +29,16 @@ def test_product_is_numpys(m, n, k):
 
 
 @pytest.mark.parametrize('m,n,k', SHAPES)
+def test_sign_product_is_the_float32_product_bit_for_bit(m, n, k):
+    rng = numpy.random.RandomState(6)
+    x, w = (numpy.where(rng.rand(rows, k) < 0.5, 1, -1).astype(numpy.float32)
+            for rows in (m, n))
+    y = cpu.sign_product(x, cpu.transpose(reference.pack_signs(w >= 0)), n)
+    assert y.dtype == numpy.float32
+    numpy.testing.assert_array_equal(y, x @ w.T)
+
+
+@pytest.mark.parametrize('m,n,k', SHAPES)
 def test_sign_bits_of_one_plane_are_numpys_threshold_and_pack(m, n, k):
     a, w = random_words(m, k, 3), random_words(n, k, 4)
     rng = numpy.random.RandomState(5)
