@@ -4,8 +4,12 @@ the fast path's data, for training BinaryNet (arXiv:1602.02830) on MNIST.
 Chainer's SerialIterator builds each batch from ``batchsize`` Python tuples
 and ``concat_examples`` copies it to the device; here the images and labels
 are two arrays put on the device once, and a training batch is one gather
-through the epoch's permutation.
+through the epoch's permutation. The evaluation runs the hidden layers'
+products on packed bits, as BinaryNet's run time does (Sec. 3).
 """
+import contextlib
+import functools
+
 import compat  # noqa: F401  (must precede chainer)
 
 import numpy
@@ -13,6 +17,9 @@ import numpy
 import chainer
 from chainer.dataset import convert
 
+from bst import binarize
+from packed import mlp as packed_mlp
+from packed import reference
 from utils.training_log import Means
 
 
@@ -60,13 +67,41 @@ def evaluate(model, data, batchsize, batch_statistics=False):
 
     Batch by batch, as --plain: BLAS sums the first layer's products in an
     order that depends on the number of rows, and chunks of 1,000 images
-    moved a test loss of a 20-epoch port run in its 7th digit.
+    moved a test loss of a 20-epoch port run in its 7th digit. The hidden
+    layers' products run on packed bits (packed_products), which are exact.
     """
     means = Means()
     with chainer.using_config('train', batch_statistics), \
             chainer.using_config('type_check', False), \
-            chainer.no_backprop_mode():
+            chainer.no_backprop_mode(), \
+            packed_products(model.predictor, batch_statistics):
         for x, t in data.batches(batchsize):
             y = model.predictor(x).array
             means.add(model.lossfun(y, t), model.accfun(y, t), len(t))
     return means.result()
+
+
+@contextlib.contextmanager
+def packed_products(net, train):
+    """Within it, each binary layer of ``net`` (an MnistMLP) whose input is
+    sign() of the layer before runs its forward product x . W_b^T on packed
+    bits (packed.cpu.sign_product): exact integers, so BLAS's float32
+    product bit for bit (1.6 ms against BLAS's 22 ms, 100x4096x4096, RESULTS).
+
+    On the CPU where Numba runs, and not where ``train`` has dropout act on
+    the hidden layers (their inputs then are not +-1); elsewhere BLAS runs.
+    """
+    engine = packed_mlp.compiled() if net.xp is numpy else None
+    links = [linear for linear, _ in net.layers()[1:]]
+    if engine is None or (train and net.hidden_dropout):
+        links = []
+    for link in links:
+        W_b = binarize(link.W.array) if link.W_b is None else link.W_b
+        link.product = functools.partial(
+            engine.sign_product, n=len(W_b),
+            wt=engine.transpose(reference.pack_signs(W_b >= 0)))
+    try:
+        yield
+    finally:
+        for link in links:
+            link.product = None

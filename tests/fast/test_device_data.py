@@ -8,6 +8,8 @@ from chainer.backends import cuda
 from chainer.dataset import convert
 
 from fast import device_data
+from packed import cpu
+from packed import mlp as packed_mlp
 import recipes
 import train_mnist
 
@@ -63,16 +65,50 @@ def signed(dataset):
     return chainer.datasets.TupleDataset(numpy.sign(x - 0.5), t)
 
 
-@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])
-def test_evaluation_is_plains_to_the_last_bit(data_slice, recipe):
+@pytest.mark.parametrize('recipe,eval_bn', [
+    (recipes.Port, 'population'), (recipes.Port, 'batch'),
+    (recipes.Paper, 'population')])
+def test_evaluation_is_plains_to_the_last_bit(data_slice, recipe, eval_bn,
+                                              monkeypatch):
+    calls, packed = [], cpu.sign_product
+
+    def sign_product(x, wt, n):
+        calls.append(n)
+        return packed(x, wt, n)
+    monkeypatch.setattr(cpu, 'sign_product', sign_product)
     numpy.random.seed(0)
     model = recipe.model(32)
     _, _, test = recipe.data(data_slice)
     held = device_data.DeviceDataset(test, chainer.get_device('@numpy'))
     # 14 batches of 70 images, then 20 images in one.
-    path = plain_path(70)
-    path.model = model
-    assert device_data.evaluate(model, held, 70) == path.evaluate(test)
+    path = plain_path(70, eval_bn=eval_bn)
+    path.model = model.copy(mode='copy')
+    assert device_data.evaluate(model, held, 70, eval_bn == 'batch') == \
+        path.evaluate(test)
+    # The hidden layers' products on packed bits, the last one's 10 wide.
+    assert calls == ([32] * (recipe.n_hidden - 1) + [10]) * 15
+
+
+@pytest.mark.parametrize('recipe,train,packed', [
+    (recipes.Port, False, 2), (recipes.Port, True, 2),
+    (recipes.Paper, False, 3), (recipes.Paper, True, 0)])
+def test_packed_products_where_the_hidden_inputs_are_signs(recipe, train,
+                                                           packed):
+    numpy.random.seed(0)
+    net = recipe.model(32).predictor
+    with device_data.packed_products(net, train):
+        products = [linear.product for linear, _ in net.layers()]
+    assert products[0] is None
+    assert sum(product is not None for product in products) == packed
+    assert all(linear.product is None for linear, _ in net.layers())
+
+
+def test_without_numba_blas_runs_every_product(monkeypatch):
+    monkeypatch.setattr(packed_mlp, 'compiled', lambda: None)
+    numpy.random.seed(0)
+    net = recipes.Paper.model(32).predictor
+    with device_data.packed_products(net, False):
+        assert all(linear.product is None for linear, _ in net.layers())
 
 
 @pytest.mark.gpu
