@@ -307,7 +307,7 @@ def bench_steps(device, nets, train):
         (fast_model, optimizer), (plain_model, plain) = models
         adam = fast.FlatAdam(
             optimizer, recipes.clipped_params(fast_model, recipe.clip),
-            recipe.clip_timing)
+            recipe.clip_timing, fast_model.predictor.ternary_input_links())
         sizes = [784] + [n_units] * recipe.n_hidden + [10]
         times = interleaved({
             'fast_s': lambda: adam.update(fast_model, x, t),

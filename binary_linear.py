@@ -24,8 +24,9 @@ class BinaryLinearFunction(chainer.function_node.FunctionNode):
             once per step), or None to binarize W here.
         grad_W: The array gW is written into, or None for a new one.
         product: x -> x . W_b^T where the caller has an exact one of its
-            own (fast.device_data's on packed bits, for an x of +-1 in
-            evaluation), or None for BLAS's.
+            own on packed bits (fast.flat_adam's, for a ternary x in
+            training; fast.device_data's, for an x of +-1 in evaluation), or
+            None for BLAS's.
     """
 
     def __init__(self, W_b=None, grad_W=None, product=None):
@@ -137,9 +138,9 @@ class BinaryLinear(link.Link):
                     initial_bias = 0
                 self.b = chainer.Parameter(initial_bias, out_size)
         # Set by fast.flat_adam.FlatAdam, which alone then updates W: W_b =
-        # sign(W), refreshed at each step, and grad_W, where gW is written;
-        # by fast.device_data while it evaluates, product, x . W_b^T on
-        # packed bits.
+        # sign(W), refreshed at each step, grad_W, where gW is written, and,
+        # for a ternary input, product, x . W_b^T on packed bits, which
+        # fast.device_data replaces while it evaluates.
         self.W_b = self.grad_W = self.product = None
 
     def forward(self, x):

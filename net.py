@@ -2,6 +2,8 @@
 al., "Binarized Neural Networks", arXiv:1602.02830, Sec. 2.1)."""
 import compat  # noqa: F401  (must precede chainer)
 
+import numpy
+
 import chainer
 import chainer.functions as F
 import chainer.links as L
@@ -64,6 +66,16 @@ class MnistMLP(chainer.Chain):
             if self.hidden_dropout:
                 h = F.dropout(h, self.hidden_dropout)
         return bn(linear(h))
+
+    def ternary_input_links(self):
+        """The layers whose input is in {-c, 0, +c} with c a power of two:
+        sign() of the layer before, not dropped out, or dropped out at a
+        ratio whose scale 1 / (1 - ratio) is a power of two (the paper's
+        0.5). The fast path runs their forward products on packed bits."""
+        scale = numpy.float32(1 / (1 - self.hidden_dropout))
+        if numpy.frexp(scale)[0] != 0.5:
+            return []
+        return [linear for linear, _ in self.layers()[1:]]
 
     def binary_links(self):
         """The layers whose weights are binarized, for the paper's clipping."""

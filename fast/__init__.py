@@ -26,7 +26,8 @@ class FastPath(object):
 
     def __init__(self, model, optimizer, clipped, timing, args, device):
         self.model = model
-        self.adam = FlatAdam(optimizer, clipped, timing)
+        self.adam = FlatAdam(optimizer, clipped, timing,
+                             model.predictor.ternary_input_links())
         self.args = args
         self.device = device
 

@@ -16,6 +16,11 @@ then W clipped to [-1, 1] by weight_clip.py's clip, before the step instead
 for the port (``timing='pre'``, as Chainer v1 ran its hook). The same pass
 refreshes each binary layer's W_b = sign(W), which its forward then reads
 instead of binarizing W again.
+
+A layer whose input is ternary, in {-c, 0, +c} with c a power of two (sign()
+of the layer before, dropped out or not), runs its forward product on the
+CPU through the packed engine's XNOR kernels (packed/cpu.py): exact, so
+BLAS's product, bit for bit, from its W_b packed once a step.
 """
 import functools
 import itertools
@@ -29,6 +34,8 @@ from chainer.backends import cuda
 
 from binary_linear import BinaryLinear
 from bst import binarize
+from packed import mlp as packed_mlp
+from packed import reference
 from utils import numba_kernels
 import weight_clip
 
@@ -57,9 +64,12 @@ class FlatAdam(object):
         clipped (list of ~chainer.Parameter): The parameters kept in
             [-1, 1].
         timing (str): 'post' clips after each step, 'pre' before it.
+        ternary (list of BinaryLinear): The layers whose input is ternary
+            (``MnistMLP.ternary_input_links()``); their forward products run
+            on packed bits on the CPU, where Numba runs.
     """
 
-    def __init__(self, optimizer, clipped, timing):
+    def __init__(self, optimizer, clipped, timing, ternary=()):
         self.optimizer = optimizer
         self.timing = timing
         clipped = {id(param) for param in clipped}
@@ -100,6 +110,15 @@ class FlatAdam(object):
                                 slice(signed_start, signed),
                                 is_clipped, eta))
         self.kernels = compiled() if self.xp is numpy else None
+        self.engine = packed_mlp.compiled() if self.kernels else None
+        # Each ternary-input link with its W_b packed and transposed as the
+        # engine's products take it, refreshed after each update.
+        self.packed = []
+        for link in ternary if self.engine else ():
+            wt = self.engine.transpose(reference.pack_signs(link.W_b > 0))
+            link.product = functools.partial(
+                self.engine.ternary_product, wt=wt, n=len(link.W_b))
+            self.packed.append((link.W_b, wt))
 
     def _hold(self, param, part):
         """Makes ``param`` and its moments views of the flat arrays."""
@@ -143,6 +162,8 @@ class FlatAdam(object):
             rule.t += 1
         if self.kernels is not None:
             self._update_compiled()
+            for W_b, wt in self.packed:
+                self.engine.transpose_signs(W_b, wt)
         elif self.xp is numpy:
             self._update_cpu()
         else:

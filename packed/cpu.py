@@ -210,6 +210,20 @@ def _product(planes, wt, d):
             d[r0:r1, c0:c1] = s[:r1 - r0, :c1 - c0]
 
 
+@numba.njit(**_JIT)
+def transpose_signs(w, wt):
+    """wt = transpose(pack_signs(w >= 0)) in place, for real-valued or +-1
+    weights w (N, K), in one pass over w: for weights that change at every
+    training step. wt's rows past N stay as they are (0)."""
+    for row in range(len(w)):
+        for word in range(wt.shape[1]):
+            start = word * WORD_BITS
+            bits = numpy.uint64(0)
+            for j in range(min(WORD_BITS, w.shape[1] - start)):
+                bits |= numpy.uint64(w[row, start + j] >= 0) << numpy.uint64(j)
+            wt[row // 8, word, row % 8] = bits
+
+
 def xnor_popcount(a, w, wt=None):
     """d[i, j] = popcount(a[i] XOR w[j]) (int32) for packed rows a (M, KW)
     and w (N, KW); wt: transpose(w), where the caller keeps it."""
@@ -233,6 +247,15 @@ def sign_product(x, wt, n):
     d = numpy.empty((len(a), n), numpy.int32)
     _serial_product(a[None], wt, d)
     return (x.shape[1] - 2 * d).astype(x.dtype)
+
+
+def ternary_product(x, wt, n):
+    """reference.ternary_product(x, w) for N = n packed weights w kept
+    transposed, wt = transpose(w): x . w^T, exact, for x in {-c, 0, +c}."""
+    a = reference.ternary_rows(x)
+    d = numpy.empty((len(a), n), numpy.int32)
+    _serial_product(a[None], wt, d)
+    return reference.ternary_sums(d, x)
 
 
 @intrinsic

@@ -91,6 +91,34 @@ def xnor_popcount(a, w):
     return d
 
 
+def ternary_rows(x):
+    """The packed rows of u over those of v, u = sign(x) with sign(0) = +1
+    and v = sign(x) with sign(0) = -1, for x in {-c, 0, +c}^(M x K): then
+    x = (c / 2) (u + v)."""
+    xp = array_module(x)
+    return xp.concatenate([pack_signs(x >= 0), pack_signs(x > 0)])
+
+
+def ternary_sums(d, x):
+    """x . w^T = c (K - d_u - d_v) from d = xnor_popcount(ternary_rows(x),
+    w), its first M rows d_u, its last d_v; in x's dtype."""
+    m, k = x.shape
+    c = abs(x).max() if x.size else 0
+    return ((k - d[:m] - d[m:]) * c).astype(x.dtype)
+
+
+def ternary_product(x, w):
+    """y = x . w^T for x in {-c, 0, +c}^(M x K), c a power of two, as sign()
+    and dropout leave a hidden layer's input, and the packed +-1 rows w
+    (N, KW): popcounts alone, exact.
+
+    Every partial sum of such a product is a multiple of c below 2^24 c in
+    magnitude, which float32 holds exactly: a BLAS product of the same
+    float32 arrays, in whatever order it sums, is this, bit for bit.
+    """
+    return ternary_sums(xnor_popcount(ternary_rows(x), w), x)
+
+
 def fold_threshold(alpha, c, bn):
     """Integer thresholds t and flips f with bst(BN(alpha S + c)) = +1 iff
     (S >= t) XOR f, for integer S, in BatchNormalization's inference mode.

@@ -53,6 +53,32 @@ def test_binary_links_are_the_three_binary_layers():
         id(model.l1), id(model.l2), id(model.l3)}
 
 
+@pytest.mark.parametrize('ratio,ternary', [
+    (0., True), (0.5, True), (0.75, True), (0.2, False), (0.3, False)])
+def test_ternary_inputs_are_those_where_dropout_scales_by_a_power_of_two(
+        ratio, ternary):
+    numpy.random.seed(0)
+    model = MnistMLP(784, 16, 10, n_hidden=3, hidden_dropout=ratio)
+    links = model.ternary_input_links()
+    assert links == ([model.l2, model.l3, model.l4] if ternary else [])
+    inputs = []
+    for link in links:
+        link.W_b = numpy.where(link.W.array >= 0, 1, -1).astype(numpy.float32)
+        link.product = lambda x, W_b=link.W_b: (inputs.append(x), x @ W_b.T)[1]
+    x = numpy.random.RandomState(0).rand(50, 784).astype(numpy.float32)
+    # Dropout's scale, as Chainer computes it: a power of two, or no link.
+    scale = numpy.float32(1 / (1 - ratio))
+    assert (numpy.frexp(scale)[0] == 0.5) == ternary
+    for train, c in ((True, scale), (False, 1)):
+        with chainer.using_config('train', train):
+            model(x)
+        assert len(inputs) == len(links)
+        expected = {0, c} if train and ratio else {c}
+        for h in inputs:
+            assert set(numpy.unique(numpy.abs(h))) == expected
+        del inputs[:]
+
+
 def test_depth_and_names():
     model = MnistMLP(784, 16, 10, n_hidden=3)
     assert [(linear.in_size, linear.out_size, b.avg_mean.shape)

@@ -103,6 +103,17 @@ def test_packed_products_where_the_hidden_inputs_are_signs(recipe, train,
     assert all(linear.product is None for linear, _ in net.layers())
 
 
+def test_packed_products_gives_each_layer_its_own_product_back():
+    numpy.random.seed(0)
+    net = recipes.Port.model(32).predictor
+    owns = [object() for _ in net.layers()]
+    for (linear, _), own in zip(net.layers(), owns):
+        linear.product = own
+    with device_data.packed_products(net, False):
+        assert net.layers()[1][0].product is not owns[1]
+    assert [linear.product for linear, _ in net.layers()] == owns
+
+
 def test_without_numba_blas_runs_every_product(monkeypatch):
     monkeypatch.setattr(packed_mlp, 'compiled', lambda: None)
     numpy.random.seed(0)

@@ -9,6 +9,7 @@ from chainer.backends import cuda
 from binary_linear import BinaryLinear
 from fast import flat_adam
 from fast.flat_adam import FlatAdam
+import packed.cpu
 import recipes
 
 
@@ -32,7 +33,8 @@ def trained(recipe, fast, n_steps=6, device='@numpy', rate=None,
     step = optimizer
     if fast:
         step = FlatAdam(optimizer, recipes.clipped_params(model, clip),
-                        recipe.clip_timing)
+                        recipe.clip_timing,
+                        model.predictor.ternary_input_links())
     for i, (x, t) in enumerate(batches(n_steps, recipe.signed_input)):
         if rate is not None:
             optimizer.alpha = rate(i)
@@ -142,7 +144,12 @@ def test_forward_reads_the_signs_of_the_current_weights(recipe, numba,
     links[0].W.array[0, :3] = (0., -0., -1e-30)
     optimizer = recipe.optimizer(model, recipe.clip)
     step = FlatAdam(optimizer, recipes.clipped_params(model, recipe.clip),
-                    recipe.clip_timing)
+                    recipe.clip_timing,
+                    model.predictor.ternary_input_links())
+    # Where Numba runs, the hidden layers' inputs are ternary and their
+    # products run on packed W_b, kept as the engine takes it.
+    assert [link.product is not None for link in links] == (
+        [False] + [numba] * recipe.n_hidden)
     initial = [link.W_b.copy() for link in links]
     for i, (x, t) in enumerate(batches(3, recipe.signed_input)):
         x[:, :3] = 0
@@ -150,6 +157,9 @@ def test_forward_reads_the_signs_of_the_current_weights(recipe, numba,
             numpy.testing.assert_array_equal(
                 link.W_b, numpy.where(link.W.array >= 0, 1, -1))
             assert numpy.shares_memory(link.W_b, step.signs)
+        for W_b, wt in step.packed:
+            numpy.testing.assert_array_equal(wt, packed.cpu.transpose(
+                packed.reference.pack_signs(W_b > 0)))
         assert links[0].W.array[0, 1] == 0
         assert list(links[0].W_b[0, :3]) == [1, 1, -1]
         numpy.random.seed(i)

@@ -164,6 +164,26 @@ def test_product_with_kept_transposed_weights_is_numpys(m, n, k):
                                      reference.xnor_popcount(a, w))
 
 
+@pytest.mark.parametrize('m,n,k', SHAPES)
+def test_ternary_product_with_kept_transposed_weights_is_numpys(m, n, k):
+    rng = numpy.random.RandomState(k)
+    x = rng.choice(numpy.float32([-2, -0., 0, 2]), (m, k))
+    w = random_words(n, k, 13)
+    numpy.testing.assert_array_equal(
+        cpu.ternary_product(x, cpu.transpose(w), n),
+        reference.ternary_product(x, w))
+
+
+@pytest.mark.parametrize('m,n,k', SHAPES)
+def test_transpose_signs_packs_sign_of_w_in_place(m, n, k):
+    w = numpy.random.RandomState(n).normal(size=(n, k)).astype(numpy.float32)
+    w.flat[:3] = (0., -0., -1e-30)
+    expected = cpu.transpose(reference.pack_signs(w >= 0))
+    wt = numpy.zeros_like(expected)
+    cpu.transpose_signs(w, wt)
+    numpy.testing.assert_array_equal(wt, expected)
+
+
 @pytest.mark.parametrize('n_units', [63, 1001])
 def test_packed_net_on_either_first_layer_is_the_numpy_path(n_units,
                                                             monkeypatch):

@@ -43,6 +43,28 @@ def test_xnor_popcount_is_the_plus_minus_one_product(m, n, k):
             k - 2 * d, plus_minus[0].dot(plus_minus[1].T))
 
 
+def ternary(m, k, c, seed):
+    """x in {-c, 0, +c}^(m x k), as dropout at 1 - 1/c leaves sign()'s
+    output (-0 where a -1 was dropped), in float32."""
+    rng = numpy.random.RandomState(seed)
+    signs = numpy.where(rng.rand(m, k) < 0.5, 1, -1).astype(numpy.float32)
+    return signs * (numpy.float32(c) * (rng.rand(m, k) >= 1 - 1 / c))
+
+
+@pytest.mark.parametrize('m,n,k', [(1, 1, 1), (7, 5, 63), (3, 9, 64),
+                                   (33, 70, 1001), (20, 30, 4096)])
+@pytest.mark.parametrize('c', [1, 2, 4])
+def test_ternary_product_is_blas_float32_bit_for_bit(m, n, k, c):
+    x = ternary(m, k, c, seed=k)
+    assert set(numpy.unique(abs(x))) <= {0, c} and (c > 1 or 0 not in x)
+    w = random_bits(n, k, 2)
+    signs = numpy.where(w, 1, -1).astype(numpy.float32)
+    y = reference.ternary_product(x, reference.pack_signs(w))
+    assert y.dtype == numpy.float32
+    numpy.testing.assert_array_equal(y, x.astype(numpy.float64) @ signs.T)
+    numpy.testing.assert_array_equal(y, x @ signs.T)
+
+
 class FakeBN(object):
     def __init__(self, gamma, beta, mean, var, eps=2e-5):
         self.gamma = chainer.Parameter(gamma)
