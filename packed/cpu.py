@@ -197,17 +197,23 @@ def _tile_sums(planes, wt, n, t):
     return r0, r1, c0, c1, s
 
 
+@numba.njit(**_JIT)
+def _product_tile(planes, wt, d, t):
+    """Tile t of d[i, j] = sum_b 2^b popcount(planes[b, i] XOR w[j])."""
+    m, n = d.shape
+    r0, r1, c0, c1 = _tile(t, m, n)
+    if c1 - c0 == TILE:
+        # Straight into d: no buffer to fill and copy.
+        _sums(planes, wt, r0, r1, c0, d, r0, c0)
+    else:
+        r0, r1, c0, c1, s = _tile_sums(planes, wt, n, t)
+        d[r0:r1, c0:c1] = s[:r1 - r0, :c1 - c0]
+
+
 @numba.njit(parallel=True, **_JIT)
 def _product(planes, wt, d):
-    m, n = d.shape
-    for t in prange(-(-m // TILE) * -(-n // TILE)):
-        r0, r1, c0, c1 = _tile(t, m, n)
-        if c1 - c0 == TILE:
-            # Straight into d: no buffer to fill and copy.
-            _sums(planes, wt, r0, r1, c0, d, r0, c0)
-        else:
-            r0, r1, c0, c1, s = _tile_sums(planes, wt, n, t)
-            d[r0:r1, c0:c1] = s[:r1 - r0, :c1 - c0]
+    for t in prange(-(-d.shape[0] // TILE) * -(-d.shape[1] // TILE)):
+        _product_tile(planes, wt, d, t)
 
 
 @numba.njit(**_JIT)
@@ -235,8 +241,13 @@ def xnor_popcount(a, w, wt=None):
 
 # One thread: beside OpenBLAS's threads, which spin between the products,
 # its own made a port epoch 3.4x slower (13.25 s against 3.94 s, 2 cores,
-# in training's forward).
-_serial_product = numba.njit(**_JIT)(_product.py_func)
+# in training's forward). A function of its own: Numba's cache names a
+# compiled function by its source, not by its flags, and a second njit of
+# _product's Python function loaded whichever of the two had compiled first.
+@numba.njit(**_JIT)
+def _serial_product(planes, wt, d):
+    for t in range(-(-d.shape[0] // TILE) * -(-d.shape[1] // TILE)):
+        _product_tile(planes, wt, d, t)
 
 
 def sign_product(x, wt, n):

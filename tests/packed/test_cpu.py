@@ -206,3 +206,16 @@ def test_packed_net_on_either_first_layer_is_the_numpy_path(n_units,
         numpy.testing.assert_array_equal(logits, expected)
         for c, e in zip(bits, hidden):
             numpy.testing.assert_array_equal(c, e)
+
+
+def test_every_kernel_has_a_cache_file_of_its_own():
+    # Numba's cache names a compiled function by its source, not by its
+    # flags: two njit of one Python function, one parallel, would share one
+    # file, and each would load whichever compiled first.
+    kernels = [k for k in vars(cpu).values()
+               if isinstance(k, numba.core.registry.CPUDispatcher)]
+    names = [k._cache._cache_file._index_name for k in kernels]
+    assert len(kernels) >= 8
+    assert len(set(names)) == len(names)
+    assert cpu._product.targetoptions.get('parallel')
+    assert not cpu._serial_product.targetoptions.get('parallel')
