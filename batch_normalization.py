@@ -1,14 +1,49 @@
-"""BatchNormalization with the population statistics of the authors' code
-(BinaryNet, Courbariaux et al., arXiv:1602.02830, Algorithm 1), as Lasagne's
+"""BinaryNet's BatchNormalization links (Courbariaux et al.,
+arXiv:1602.02830, Algorithm 1): Chainer's, as the port used it, and one
+with the population statistics of the authors' code, as Lasagne's
 BatchNormLayer keeps them."""
 import compat  # noqa: F401  (must precede chainer)
 
 import chainer
 import chainer.functions as F
+from chainer.functions.normalization import batch_normalization
 import chainer.links as L
 
 
-class LasagneBatchNormalization(L.BatchNormalization):
+class BatchNormalization(L.BatchNormalization):
+
+    """Chainer's BatchNormalization: y = gamma (x - mu_B) / sqrt(sigma_B^2 +
+    eps) + beta over the batch in training, the running mean and unbiased
+    variance at inference.
+
+    ``impl_selector``: None for Chainer's own implementation; the fast path
+    sets fast.batch_norm.select on the CPU, whose training forward and
+    backward are Chainer's arithmetic compiled.
+    """
+
+    impl_selector = None
+
+    def forward(self, x):
+        if not chainer.config.train:
+            return super().forward(x)
+        return self.normalize(x, self.avg_mean, self.avg_var)
+
+    def normalize(self, x, running_mean=None, running_var=None):
+        """Chainer's batch_normalization of ``x`` by the batch's statistics,
+        updating ``running_mean`` and ``running_var`` where given."""
+        if self.impl_selector is None:
+            return F.batch_normalization(
+                x, self.gamma, self.beta, eps=self.eps,
+                running_mean=running_mean, running_var=running_var,
+                decay=self.decay, axis=self.axis)
+        y, = batch_normalization.BatchNormalization(
+            self.eps, running_mean, running_var, self.decay, self.axis,
+            impl_selector=self.impl_selector).apply(
+                (x, self.gamma, self.beta))
+        return y
+
+
+class LasagneBatchNormalization(BatchNormalization):
 
     """mean <- d mean + (1 - d) mu_B; inv_std <- d inv_std + (1 - d) /
     sqrt(sigma_B^2 + eps), from mean 0 and inv_std 1; y = gamma (x - mean)
@@ -39,8 +74,7 @@ class LasagneBatchNormalization(L.BatchNormalization):
                                   (1 - self.decay) * batch.mean(axis=0))
             self.avg_inv_std[...] = (self.decay * self.avg_inv_std +
                                      (1 - self.decay) * inv_std)
-            return F.batch_normalization(x, self.gamma, self.beta,
-                                         eps=self.eps)
+            return self.normalize(x)
         centred = x - self.xp.broadcast_to(self.avg_mean, x.shape)
         return F.bias(F.scale(centred, self.gamma * self.avg_inv_std, axis=1),
                       self.beta, axis=1)

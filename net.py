@@ -77,6 +77,11 @@ class MnistMLP(chainer.Chain):
             return []
         return [linear for linear, _ in self.layers()[1:]]
 
+    def signed_input_links(self):
+        """The layers whose input is sign() of the layer before, in {-1, +1}:
+        those after the first where no dropout acts on them."""
+        return [] if self.hidden_dropout else self.ternary_input_links()
+
     def binary_links(self):
         """The layers whose weights are binarized, for the paper's clipping."""
         return [linear for linear, _ in self.layers()]

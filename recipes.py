@@ -13,6 +13,7 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 
+from batch_normalization import BatchNormalization
 from batch_normalization import LasagneBatchNormalization
 import mnist
 import net
@@ -101,7 +102,7 @@ class Port(Recipe):
     # port never evaluated with population statistics (README), so
     # Chainer's own are kept.
     bn_eps = 1e-5
-    batch_normalization = L.BatchNormalization
+    batch_normalization = BatchNormalization
     lossfun = staticmethod(F.softmax_cross_entropy)
 
     @classmethod

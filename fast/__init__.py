@@ -1,10 +1,12 @@
 """The training fast path: BinaryNet's Algorithm 1 (Courbariaux et al.,
-arXiv:1602.02830) with the data on the device (device_data.py) and one Adam
-step, clipping included, for all parameters at once (flat_adam.py).
+arXiv:1602.02830) with the data on the device (device_data.py), one Adam
+step, clipping included, for all parameters at once (flat_adam.py), and
+BatchNormalization compiled on the CPU (batch_norm.py).
 
 train_mnist.py runs this or, with --plain, Chainer's iterator, update rules,
 hooks and type checks: the same model, bit for bit on the CPU.
 """
+from fast import batch_norm
 from fast import device_data
 from fast.flat_adam import FlatAdam
 
@@ -26,8 +28,11 @@ class FastPath(object):
 
     def __init__(self, model, optimizer, clipped, timing, args, device):
         self.model = model
+        net = model.predictor
+        batch_norm.use_compiled(net)
         self.adam = FlatAdam(optimizer, clipped, timing,
-                             model.predictor.ternary_input_links())
+                             net.ternary_input_links(),
+                             net.signed_input_links())
         self.args = args
         self.device = device
 

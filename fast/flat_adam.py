@@ -19,7 +19,8 @@ instead of binarizing W again.
 
 A layer whose input is ternary, in {-c, 0, +c} with c a power of two (sign()
 of the layer before, dropped out or not), runs its forward product on the
-CPU through the packed engine's XNOR kernels (packed/cpu.py): exact, so
+CPU through the packed engine's XNOR kernels (packed/cpu.py), on one plane
+of bits where it is +-1 and two where dropout leaves zeros: exact, so
 BLAS's product, bit for bit, from its W_b packed once a step.
 """
 import functools
@@ -42,9 +43,9 @@ import weight_clip
 
 @functools.lru_cache(maxsize=None)
 def compiled():
-    """The module fast.adam_cpu, or None where Numba does not import: then one
-    line says so and the update runs as NumPy operations."""
-    return numba_kernels.load('fast.adam_cpu', 'the update')
+    """The module fast.adam_cpu, or None where Numba does not import: the
+    update then runs as NumPy operations (numba_kernels.load says so)."""
+    return numba_kernels.load('fast.adam_cpu')
 
 
 class FlatAdam(object):
@@ -67,9 +68,11 @@ class FlatAdam(object):
         ternary (list of BinaryLinear): The layers whose input is ternary
             (``MnistMLP.ternary_input_links()``); their forward products run
             on packed bits on the CPU, where Numba runs.
+        signed (list of BinaryLinear): Those of them whose input is +-1
+            (``MnistMLP.signed_input_links()``): one plane of bits, not two.
     """
 
-    def __init__(self, optimizer, clipped, timing, ternary=()):
+    def __init__(self, optimizer, clipped, timing, ternary=(), signed=()):
         self.optimizer = optimizer
         self.timing = timing
         clipped = {id(param) for param in clipped}
@@ -95,19 +98,19 @@ class FlatAdam(object):
             self.params[0].dtype)
         # (part of the flat arrays, part of signs, clipped, eta) per group.
         self.groups = []
-        stop = signed = 0
+        stop = signs_stop = 0
         for (is_clipped, eta), group in itertools.groupby(self.params, kind):
-            start, signed_start = stop, signed
+            start, signs_start = stop, signs_stop
             for param in group:
                 part = slice(stop, stop + param.size)
                 self._hold(param, part)
                 if id(param) in binary:
-                    signs = slice(signed, signed + param.size)
+                    signs = slice(signs_stop, signs_stop + param.size)
                     self._hold_binary(binary[id(param)], part, signs)
-                    signed += param.size
+                    signs_stop += param.size
                 stop += param.size
             self.groups.append((slice(start, stop),
-                                slice(signed_start, signed),
+                                slice(signs_start, signs_stop),
                                 is_clipped, eta))
         self.kernels = compiled() if self.xp is numpy else None
         self.engine = packed_mlp.compiled() if self.kernels else None
@@ -116,8 +119,9 @@ class FlatAdam(object):
         self.packed = []
         for link in ternary if self.engine else ():
             wt = self.engine.transpose(reference.pack_signs(link.W_b > 0))
-            link.product = functools.partial(
-                self.engine.ternary_product, wt=wt, n=len(link.W_b))
+            product = (self.engine.sign_product if link in signed
+                       else self.engine.ternary_product)
+            link.product = functools.partial(product, wt=wt, n=len(link.W_b))
             self.packed.append((link.W_b, wt))
 
     def _hold(self, param, part):

@@ -25,9 +25,9 @@ class PackedError(ValueError):
 
 @functools.lru_cache(maxsize=None)
 def compiled():
-    """The module packed.cpu, or None where Numba does not import: then one
-    line says so and the packed engine runs on NumPy."""
-    return numba_kernels.load('packed.cpu', 'the packed engine')
+    """The module packed.cpu, or None where Numba does not import: the
+    packed engine then runs on NumPy (numba_kernels.load says so)."""
+    return numba_kernels.load('packed.cpu')
 
 
 def xnor_popcount(a, w):

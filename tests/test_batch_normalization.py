@@ -4,6 +4,7 @@ import pytest
 import chainer
 import chainer.links as L
 
+from batch_normalization import BatchNormalization
 from batch_normalization import LasagneBatchNormalization
 from packed import reference
 import recipes
@@ -66,7 +67,7 @@ def test_training_normalises_as_chainers_batch_normalization():
 
 
 @pytest.mark.parametrize('recipe,kind', [
-    (recipes.Port, L.BatchNormalization),
+    (recipes.Port, BatchNormalization),
     (recipes.Paper, LasagneBatchNormalization)])
 def test_only_the_paper_keeps_lasagnes_statistics(recipe, kind):
     for _, bn in recipe.model(8).predictor.layers():

@@ -61,6 +61,8 @@ def test_ternary_inputs_are_those_where_dropout_scales_by_a_power_of_two(
     model = MnistMLP(784, 16, 10, n_hidden=3, hidden_dropout=ratio)
     links = model.ternary_input_links()
     assert links == ([model.l2, model.l3, model.l4] if ternary else [])
+    # Without dropout the inputs are +-1 alone (expected below).
+    assert model.signed_input_links() == ([] if ratio else links)
     inputs = []
     for link in links:
         link.W_b = numpy.where(link.W.array >= 0, 1, -1).astype(numpy.float32)
