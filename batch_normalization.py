@@ -16,15 +16,16 @@ class BatchNormalization(L.BatchNormalization):
     eps) + beta over the batch in training, the running mean and unbiased
     variance at inference.
 
-    ``impl_selector``: None for Chainer's own implementation; the fast path
-    sets fast.batch_norm.select on the CPU, whose training forward and
-    backward are Chainer's arithmetic compiled.
+    ``impl_selector``: None for Chainer's link as it is; the fast path sets
+    fast.batch_norm.select on the CPU, whose training forward and backward
+    are Chainer's arithmetic compiled (training as the port trains: no
+    fine-tuning mode).
     """
 
     impl_selector = None
 
     def forward(self, x):
-        if not chainer.config.train:
+        if self.impl_selector is None or not chainer.config.train:
             return super().forward(x)
         return self.normalize(x, self.avg_mean, self.avg_var)
 

@@ -25,7 +25,8 @@ def compiled():
 
 def _compiles(x, gamma, axis):
     # NumPy sums a single column pairwise, not row after row; other layouts
-    # and dtypes stay with NumPy too.
+    # and dtypes stay with NumPy too, and an empty batch is Chainer's to
+    # refuse.
     return (isinstance(x, numpy.ndarray) and x.ndim == 2 and
             x.flags.c_contiguous and x.dtype == gamma.dtype == numpy.float32
             and tuple(axis) == (0,) and len(x) >= 1 and x.shape[1] >= 2)
@@ -51,7 +52,8 @@ class CompiledImpl(chainer_bn.GeneralBatchNormalizationImpl):
         if running_mean is not None:
             m = len(x)
             adjust = m / max(m - 1., 1.)
-            # Chainer's expressions: NumPy casts the Python floats so.
+            # Chainer's expressions as it writes them, so that NumPy casts
+            # the Python floats to float32 as it does there.
             running_mean *= decay
             running_mean += (1 - decay) * mean
             running_var *= decay
@@ -81,8 +83,8 @@ def select(node, inputs):
 
 def use_compiled(net):
     """Has each batch_normalization.BatchNormalization link of ``net`` (an
-    MnistMLP) train through CompiledImpl, where ``net`` is on the CPU and
-    Numba runs."""
+    MnistMLP, already on its device) train through CompiledImpl, where
+    ``net`` is on the CPU and Numba runs."""
     if net.xp is not numpy or compiled() is None:
         return
     for _, bn in net.layers():

@@ -4,8 +4,8 @@ compiled by Numba: the bits of Chainer's NumPy operations, in two or three
 passes over the batch instead of a dozen.
 
 NumPy sums a C-ordered (M, N) matrix over its rows, for N >= 2, one row
-after another into a row of accumulators, starting from the first row;
-these loops sum in that order. Without fastmath LLVM neither contracts a
+after another into a row of accumulators, from +0 (a column of -0s sums to
++0); these loops sum in that order. Without fastmath LLVM neither contracts a
 product and a sum into an FMA nor reorders them, and its sqrt and / are
 IEEE's, correctly rounded.
 """
@@ -23,15 +23,14 @@ def forward(x, gamma, beta, eps, mean, var, inv_std, y):
     mean, var, inv_std and y; eps is float32, as NumPy casts it."""
     m, n = x.shape
     rows = numpy.float32(m)
-    mean[:] = x[0]
-    for i in range(1, m):
+    mean[:] = 0
+    for i in range(m):
         for j in range(n):
             mean[j] += x[i, j]
     for j in range(n):
         mean[j] = mean[j] / rows
-        d = x[0, j] - mean[j]
-        var[j] = d * d
-    for i in range(1, m):
+    var[:] = 0
+    for i in range(m):
         for j in range(n):
             d = x[i, j] - mean[j]
             var[j] += d * d
@@ -50,11 +49,9 @@ def backward(x, gamma, gy, mean, inv_std, gx, ggamma, gbeta):
     g_beta) / M), into gx, ggamma and gbeta."""
     m, n = x.shape
     inv_m = numpy.float32(1. / m)
-    for j in range(n):
-        x_hat = (x[0, j] - mean[j]) * inv_std[j]
-        gbeta[j] = gy[0, j]
-        ggamma[j] = gy[0, j] * x_hat
-    for i in range(1, m):
+    gbeta[:] = 0
+    ggamma[:] = 0
+    for i in range(m):
         for j in range(n):
             x_hat = (x[i, j] - mean[j]) * inv_std[j]
             gbeta[j] += gy[i, j]

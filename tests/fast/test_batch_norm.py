@@ -49,13 +49,21 @@ def test_compiled_is_chainers_numpy_code_bit_for_bit(kind, rows, width):
     plain, compiled = pair(kind, width, seed=rows + width)
     rng = numpy.random.RandomState(width)
     for step in range(3):
-        # Pre-activations of varied scale and offset, as a binary layer's.
+        # Pre-activations of varied scale and offset, as a binary layer's,
+        # a column of -0s and one constant: NumPy's sums start from +0.
         x = (rng.randn(rows, width) * rng.uniform(1, 50, width) +
              rng.uniform(-20, 20, width)).astype(numpy.float32)
+        x[:, 0] = -0.
+        x[:, -1] = 3.
         gy = rng.randn(rows, width).astype(numpy.float32)
+        gy[:, 0] = -0.
+        gy[:, -1] = -abs(gy[:, -1])
         expected, got = train_step(plain, x, gy), train_step(compiled, x, gy)
         for k, (e, g) in enumerate(zip(expected, got, strict=True)):
-            numpy.testing.assert_array_equal(g, e, err_msg='array %d' % k)
+            # The bits: assert_array_equal takes -0 for +0.
+            numpy.testing.assert_array_equal(
+                g.view(numpy.uint32), e.view(numpy.uint32),
+                err_msg='array %d' % k)
 
 
 @pytest.fixture

@@ -150,11 +150,16 @@ def test_forward_reads_the_signs_of_the_current_weights(recipe, numba,
     optimizer = recipe.optimizer(model, recipe.clip)
     step = FlatAdam(optimizer, recipes.clipped_params(model, recipe.clip),
                     recipe.clip_timing,
-                    model.predictor.ternary_input_links())
+                    model.predictor.ternary_input_links(),
+                    model.predictor.signed_input_links())
     # Where Numba runs, the hidden layers' inputs are ternary and their
-    # products run on packed W_b, kept as the engine takes it.
+    # products run on packed W_b, kept as the engine takes it: on one plane
+    # of bits for the port's +-1, on two for the paper's dropped-out signs.
     assert [link.product is not None for link in links] == (
         [False] + [numba] * recipe.n_hidden)
+    product = (packed.cpu.sign_product if recipe is recipes.Port
+               else packed.cpu.ternary_product)
+    assert all(link.product.func is product for link in links[1:] if numba)
     initial = [link.W_b.copy() for link in links]
     for i, (x, t) in enumerate(batches(3, recipe.signed_input)):
         x[:, :3] = 0
