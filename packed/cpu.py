@@ -180,6 +180,12 @@ def _sums(planes, wt, r0, r1, c0, out, oi, oj):
 
 
 @numba.njit(**_JIT)
+def _n_tiles(rows, n):
+    """How many tiles cover a (rows, n) result, as _tile numbers them."""
+    return -(-rows // TILE) * -(-n // TILE)
+
+
+@numba.njit(**_JIT)
 def _tile(t, rows, n):
     """Tile t's rows r0:r1 and columns c0:c1."""
     col_tiles = -(-n // TILE)
@@ -212,7 +218,7 @@ def _product_tile(planes, wt, d, t):
 
 @numba.njit(parallel=True, **_JIT)
 def _product(planes, wt, d):
-    for t in prange(-(-d.shape[0] // TILE) * -(-d.shape[1] // TILE)):
+    for t in prange(_n_tiles(d.shape[0], d.shape[1])):
         _product_tile(planes, wt, d, t)
 
 
@@ -246,7 +252,7 @@ def xnor_popcount(a, w, wt=None):
 # _product's Python function loaded whichever of the two had compiled first.
 @numba.njit(**_JIT)
 def _serial_product(planes, wt, d):
-    for t in range(-(-d.shape[0] // TILE) * -(-d.shape[1] // TILE)):
+    for t in range(_n_tiles(d.shape[0], d.shape[1])):
         _product_tile(planes, wt, d, t)
 
 
@@ -311,7 +317,7 @@ def _padded(threshold, flip):
 
 @numba.njit(parallel=True, **_JIT)
 def _sign_bits(planes, wt, threshold, flip, bits):
-    for t in prange(-(-planes.shape[1] // TILE) * -(-len(threshold) // TILE)):
+    for t in prange(_n_tiles(planes.shape[1], len(threshold))):
         r0, r1, c0, c1, s = _tile_sums(planes, wt, len(threshold), t)
         _pack_tile(s, r0, r1, c0, threshold, flip, bits)
 
@@ -421,8 +427,7 @@ def dpbusd_weights(signs):
 
 @numba.njit(parallel=True, **_JIT)
 def _pixel_sign_bits(pixels, wt, threshold, flip, bits):
-    col_tiles = -(-len(threshold) // TILE)
-    for t in prange(-(-len(pixels) // TILE) * col_tiles):
+    for t in prange(_n_tiles(len(pixels), len(threshold))):
         r0, r1, c0, _ = _tile(t, len(pixels), len(threshold))
         s = numpy.empty((TILE, TILE), numpy.int32)
         for i in range(r0, r1 - 3, 4):
