@@ -305,12 +305,10 @@ def bench_steps(device, nets, train):
             model.to_device(device)
             models.append((model, recipe.optimizer(model, recipe.clip)))
         (fast_model, optimizer), (plain_model, plain) = models
-        net = fast_model.predictor
-        fast.batch_norm.use_compiled(net)
-        adam = fast.FlatAdam(
-            optimizer, recipes.clipped_params(fast_model, recipe.clip),
-            recipe.clip_timing, net.ternary_input_links(),
-            net.signed_input_links())
+        adam = fast.make_step(
+            fast_model, optimizer,
+            recipes.clipped_params(fast_model, recipe.clip),
+            recipe.clip_timing)
         sizes = [784] + [n_units] * recipe.n_hidden + [10]
         times = interleaved({
             'fast_s': lambda: adam.update(fast_model, x, t),

@@ -11,6 +11,17 @@ from fast import device_data
 from fast.flat_adam import FlatAdam
 
 
+def make_step(model, optimizer, clipped, timing):
+    """The fast path's FlatAdam for ``model`` (a Classifier of an MnistMLP,
+    on its device), its BatchNormalization compiled and its hidden layers'
+    products on packed bits, on the CPU where Numba runs; the arguments are
+    FastPath's."""
+    net = model.predictor
+    batch_norm.use_compiled(net)
+    return FlatAdam(optimizer, clipped, timing, net.ternary_input_links(),
+                    net.signed_input_links())
+
+
 class FastPath(object):
 
     """step(x, t), batches(data, epoch, start) and evaluate(data), as
@@ -28,11 +39,7 @@ class FastPath(object):
 
     def __init__(self, model, optimizer, clipped, timing, args, device):
         self.model = model
-        net = model.predictor
-        batch_norm.use_compiled(net)
-        self.adam = FlatAdam(optimizer, clipped, timing,
-                             net.ternary_input_links(),
-                             net.signed_input_links())
+        self.adam = make_step(model, optimizer, clipped, timing)
         self.args = args
         self.device = device
 

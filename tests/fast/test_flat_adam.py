@@ -7,8 +7,8 @@ import chainer
 from chainer.backends import cuda
 
 from binary_linear import BinaryLinear
-from fast import batch_norm
 from fast import flat_adam
+from fast import make_step
 from fast.flat_adam import FlatAdam
 import packed.cpu
 import recipes
@@ -25,8 +25,8 @@ def batches(n, signed, seed=1):
 def trained(recipe, fast, n_steps=6, device='@numpy', rate=None,
             clip=None):
     """A small model of ``recipe`` after ``n_steps`` of Chainer's Adam with
-    its hooks, or of FlatAdam; dropout seeded alike for both. ``clip``:
-    --clip, the recipe's by default."""
+    its hooks, or of the fast path's FlatAdam (fast.make_step); dropout
+    seeded alike for both. ``clip``: --clip, the recipe's by default."""
     clip = clip or recipe.clip
     numpy.random.seed(0)
     model = recipe.model(12)
@@ -34,12 +34,9 @@ def trained(recipe, fast, n_steps=6, device='@numpy', rate=None,
     optimizer = recipe.optimizer(model, clip)
     step = optimizer
     if fast:
-        # As fast.FastPath sets it up.
-        batch_norm.use_compiled(model.predictor)
-        step = FlatAdam(optimizer, recipes.clipped_params(model, clip),
-                        recipe.clip_timing,
-                        model.predictor.ternary_input_links(),
-                        model.predictor.signed_input_links())
+        step = make_step(model, optimizer,
+                         recipes.clipped_params(model, clip),
+                         recipe.clip_timing)
     for i, (x, t) in enumerate(batches(n_steps, recipe.signed_input)):
         if rate is not None:
             optimizer.alpha = rate(i)
