@@ -7,6 +7,7 @@ import chainer.links as L
 from batch_normalization import BatchNormalization
 from batch_normalization import LasagneBatchNormalization
 from fast import batch_norm
+from net import MnistMLP
 import recipes
 
 
@@ -125,7 +126,6 @@ def test_use_compiled_sets_each_of_the_nets_links(recipe):
 
 
 def test_use_compiled_leaves_chainers_link_and_numpy_alone(monkeypatch):
-    from net import MnistMLP
     chainers = MnistMLP(6, 4, 3, batch_normalization=L.BatchNormalization)
     batch_norm.use_compiled(chainers)
     assert not any(hasattr(bn, 'impl_selector')
