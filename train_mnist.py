@@ -12,6 +12,7 @@ as they come (PlainPath), and trains the same model more slowly.
 """
 import itertools
 import os
+import signal
 import sys
 import time
 
@@ -34,7 +35,6 @@ from utils import training_log
 from utils.cli import UsageError
 
 PROG = os.path.basename(sys.argv[0]) or 'train_mnist.py'
-BEST_MODEL_FILE = 'mlp_best.model'
 # The flags whose defaults --preset chooses.
 PRESET_FLAGS = ('epoch', 'unit', 'clip')
 
@@ -54,8 +54,14 @@ def make_parser():
                         '(port: 20, paper: 1000; the paper\'s rate schedule '
                         'spans them)')
     cli.add_gpu_flag(parser)
+    parser.add_argument('--frequency', '-f', type=cli.positive_int,
+                        default=1,
+                        help='Frequency of taking a snapshot, in epochs '
+                        '(also taken at the end, and at Ctrl-C, SIGTERM or '
+                        'SIGHUP)')
     parser.add_argument('--out', '-o', default='result',
-                        help='Directory to output the result')
+                        help='Directory to output the result (a new run '
+                        'replaces the files of a run before it there)')
     parser.add_argument('--unit', '-u', type=cli.positive_int,
                         help='Number of units in each hidden layer '
                         '(port: 1000, paper: 4096)')
@@ -208,9 +214,13 @@ def train(args):
 
     # Setup a model
     model = recipe.model(args.unit)
+    if args.resume:
+        finished = snapshot.finish_cut(args.out)
+        if finished:
+            print(finished)
     if args.initmodel:
         print('Load model from', args.initmodel)
-        snapshot.load_model(args.initmodel, model, saved_recipe)
+        digest = snapshot.load_model(args.initmodel, model, saved_recipe)
     model.to_device(device)
 
     # Setup an optimizer
@@ -220,13 +230,19 @@ def train(args):
         print('Load optimizer state from', args.resume)
         log_end, partial = snapshot.load_state(
             args.resume, optimizer, saved_recipe, recipe.rate_decays,
-            args.batchsize)
+            args.batchsize, (args.initmodel, digest))
     if optimizer.epoch >= args.epoch:
-        raise UsageError('{} has trained {} epochs already: ask for more '
-                         'with --epoch'.format(args.resume, optimizer.epoch))
+        raise UsageError('{} has trained {} already: ask for more with '
+                         '--epoch'.format(args.resume,
+                                          cli.plural(optimizer.epoch,
+                                                     'epoch')))
     if args.resume:
         log = snapshot.resumed_log(args.out, args.resume, optimizer.epoch,
                                    log_end)
+    elif os.path.isdir(args.out):
+        replaced = snapshot.replace_run(args.out, args.initmodel)
+        if replaced:
+            print(replaced)
 
     # Chainer's own loop, or the fast path: the same model
     if args.plain:
@@ -238,7 +254,9 @@ def train(args):
     train_data, validation_data, test_data = (path.dataset(d) for d in data)
 
     os.makedirs(args.out, exist_ok=True)
-    graph_path = os.path.join(args.out, 'graph.dot')
+    graph_path = os.path.join(args.out, training_log.GRAPH_FILE)
+    best_path = os.path.join(args.out, snapshot.BEST_MODEL_FILE)
+    snapshots = snapshot.Snapshots(args.out, saved_recipe)
     elapsed = log[-1].get('elapsed_time', 0.) if log else 0.
     # An epoch cut short goes on from its step, sums and counts.
     means = training_log.Means()
@@ -289,41 +307,56 @@ def train(args):
             elapsed += time.perf_counter() - start
             entry['elapsed_time'] = elapsed
             log.append(entry)
+            last = epoch == args.epoch
+            due = last or epoch % args.frequency == 0
             if (validation_data is not None and
                     training_log.best_entry(log) is entry):
-                best_path = os.path.join(args.out, BEST_MODEL_FILE)
-                safe_npz.save(best_path, model, saved_recipe)
-                print('lowest validation error so far: saved', best_path)
+                snapshots.keep_best(model)
+                print('lowest validation error so far: {} {}'.format(
+                    'saved' if due else 'to be saved with the next snapshot',
+                    best_path))
             training_log.write_log(log, args.out, args.plot)
-            interrupts.check()
+            if due:
+                snapshots.save(model, optimizer, log, quiet=not last)
+            if not last:
+                interrupts.check()
     except KeyboardInterrupt:
+        what = describe_stop(interrupts.signum)
+        status = 128 + (interrupts.signum or signal.SIGINT)
         if optimizer.t == 0:
-            print('interrupted before the first update: nothing to save',
+            print('{} before the first update: nothing to save'.format(what),
                   file=sys.stderr)
-            return 130
+            return status
         # Saved first: the messages may meet a closed pipe (tee, which
         # the same Ctrl-C ended).
         partial = None
         if means.batches:
             partial = dict(means.partial(), elapsed_time=(
                 elapsed + time.perf_counter() - start), **stats.partial())
-        snapshot.save(model, optimizer, args.out, saved_recipe, log,
-                      partial)
-        within = (' and {} step(s) of epoch {}'.format(
-            means.batches, optimizer.epoch + 1) if partial else '')
-        print('interrupted after {} complete epoch(s){}'.format(
-            optimizer.epoch, within), file=sys.stderr)
+        snapshots.save(model, optimizer, log, partial)
+        within = (' and {} of epoch {}'.format(
+            cli.plural(means.batches, 'step'), optimizer.epoch + 1)
+            if partial else '')
+        print('{} after {}{}'.format(
+            what, cli.plural(optimizer.epoch, 'complete epoch'), within),
+            file=sys.stderr)
         print('resume with:', snapshot.resume_command(
             make_parser(), args, __file__,
             {name: getattr(recipe, name) for name in PRESET_FLAGS}),
             file=sys.stderr)
-        return 130
+        return status
     finally:
         interrupts.restore()
-    snapshot.save(model, optimizer, args.out, saved_recipe, log)
     training_log.print_end(log, recipe.describe(args.unit, args.epoch),
-                           args.out, os.path.join(args.out, BEST_MODEL_FILE))
+                           args.out, best_path)
     return 0
+
+
+def describe_stop(signum):
+    """How the run was stopped, as its closing message says it."""
+    if signum in (None, signal.SIGINT):
+        return 'interrupted'
+    return 'stopped by {}'.format(signal.Signals(signum).name)
 
 
 def main(argv=None):

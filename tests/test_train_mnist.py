@@ -1,7 +1,9 @@
 import contextlib
+import errno
 import io
 import json
 import os
+import pathlib
 import re
 import shlex
 import shutil
@@ -21,7 +23,10 @@ import fast
 from net import MnistMLP
 import recipes
 import train_mnist
+from utils import atomic_file
 from utils import safe_npz
+from utils import snapshot as snapshot_module
+from utils.cli import plural
 
 SCRIPT = os.path.join(ROOT, 'train_mnist.py')
 
@@ -110,14 +115,14 @@ def test_plots_are_drawn(small_slice, tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-def interrupted_at(batches, epoch, index):
-    """A path's ``batches`` method that sends a Ctrl-C before batch
-    ``index`` of ``epoch``."""
+def interrupted_at(batches, epoch, index, signum=signal.SIGINT):
+    """A path's ``batches`` method that sends a Ctrl-C (or ``signum``)
+    before batch ``index`` of ``epoch``."""
     def interrupted(self, data, current, start=0):
         for i, batch in enumerate(batches(self, data, current, start),
                                   start):
             if (current, i) == (epoch, index):
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signum)
             yield batch
     return interrupted
 
@@ -181,7 +186,7 @@ def test_ctrl_c_leaves_a_resumable_snapshot(small_slice, tmp_path,
             path.batches, 2, 4))
     assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16',
                *flags) == 130
-    assert 'interrupted after 1 complete epoch(s)' in capsys.readouterr().err
+    assert 'interrupted after 1 complete epoch and' in capsys.readouterr().err
     optimizer = chainer.optimizers.Adam()
     optimizer.setup(L.Classifier(MnistMLP(784, 16, 10)))
     safe_npz.load(str(tmp_path / 'mlp.state'), optimizer)
@@ -206,7 +211,7 @@ def test_ctrl_c_in_an_evaluation_waits_for_the_epochs_log(
 
     monkeypatch.setattr(fast.FastPath, 'evaluate', interrupted_in_epoch_2)
     assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16') == 130
-    assert 'interrupted after 2 complete epoch(s)' in capsys.readouterr().err
+    assert 'interrupted after 2 complete epochs\n' in capsys.readouterr().err
     assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2]
     monkeypatch.undo()
     assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16',
@@ -396,14 +401,13 @@ def test_paper_run_keeps_the_best_validation_model(small_slice, tmp_path,
 
     monkeypatch.setattr(fast.FastPath, 'evaluate', evaluate_and_keep)
     saved = []
-    save = safe_npz.save
+    write_together = atomic_file.write_together
 
-    def recording_save(path, obj, recipe=None, **entries):
-        save(path, obj, recipe, **entries)
-        if path.endswith('mlp_best.model'):
-            saved.append(path)
+    def recording_write(writes):
+        write_together(writes)
+        saved.append([os.path.basename(path) for path, _ in writes])
 
-    monkeypatch.setattr(safe_npz, 'save', recording_save)
+    monkeypatch.setattr(atomic_file, 'write_together', recording_write)
     assert run(small_slice, tmp_path, '--preset', 'paper', '--epoch', '4',
                '--unit', '16') == 0
     out = capsys.readouterr().out
@@ -421,9 +425,13 @@ def test_paper_run_keeps_the_best_validation_model(small_slice, tmp_path,
         'from 3e-3 down to 3e-7 over 4 epochs: test accuracy 83.00% after '
         'epoch 4; the model, its optimizer state and log.json are in '
         '{}'.format(tmp_path))
-    # Saved after epochs 1, 2 and 3 (a tie with the best so far saves too),
-    # holding the model as it was after epoch 3, not the last.
-    assert len(saved) == 3
+    # A snapshot after each epoch (--frequency 1), with the best model after
+    # epochs 1, 2 and 3 (a tie with the best so far saves too), holding the
+    # model as it was after epoch 3, not the last.
+    assert saved == [['mlp.model', 'mlp_best.model', 'mlp.state']] * 3 + [
+        ['mlp.model', 'mlp.state']]
+    assert out.count('lowest validation error so far: saved {}\n'.format(
+        tmp_path / 'mlp_best.model')) == 3
     best = arrays(tmp_path / 'mlp_best.model')
     last_model = arrays(tmp_path / 'mlp.model')
     for name, array in after_epoch[2].items():
@@ -469,6 +477,9 @@ def bad_files(folder):
     numpy.random.seed(0)
     safe_npz.save(str(folder / 'units50.model'),
                   L.Classifier(MnistMLP(784, 50, 10)))
+    safe_npz.save(str(folder / 'other.model'),
+                  L.Classifier(MnistMLP(784, 100, 10)),
+                  {'preset': 'port', 'unit': 100, 'epoch': 2})
 
 
 @pytest.mark.parametrize('flags,message', [
@@ -504,6 +515,15 @@ def bad_files(folder):
      'paper --unit 100'),
     (['--preset', 'paper', '--eval-bn', 'batch'],
      "--eval-bn batch is the port's evaluation"),
+    (['--initmodel', 'other.model', '--resume', 'result/mlp.state',
+      '--epoch', '3'],
+     'result/mlp.state was not saved with other.model: it resumes only the '
+     'model of epoch 2 saved beside it'),
+    (['--initmodel', 'result/mlp.model'],
+     '--initmodel result/mlp.model is a file of the run in result, which a '
+     'new run there replaces: copy it elsewhere, or give another --out'),
+    (['--frequency', '0'],
+     'argument --frequency/-f: must be a positive integer, not 0'),
 ])
 def test_bad_input_is_one_line_and_harms_nothing(
         data_slice, previous_run, flags, message, monkeypatch, capsys):
@@ -557,40 +577,53 @@ def test_resume_into_a_broken_log_is_one_line(data_slice, previous_run):
 
 # Ctrl-C and resume, as a user meets them.
 
-@pytest.mark.parametrize('flags', [[], ['--plain'], ['--preset', 'paper']])
+@pytest.mark.parametrize('flags,signum', [
+    ([], signal.SIGINT), ([], signal.SIGTERM), (['--plain'], signal.SIGHUP),
+    (['--preset', 'paper'], signal.SIGTERM)])
 def test_an_interrupt_at_a_random_step_resumes_as_the_uninterrupted_run(
-        small_slice, trained, tmp_path, monkeypatch, capsys, flags):
+        small_slice, trained, tmp_path, monkeypatch, capsys, flags, signum):
     broken = tmp_path / 'broken'
     flags = ['-e', '2', '-u', '16'] + flags
     straight = trained(*flags)
     # The paper preset's 1,667 images make 17 batches an epoch.
     epoch, index = 1 + numpy.random.RandomState(len(flags)).randint(
-        2), numpy.random.RandomState(16 + len(flags)).randint(1, 17)
+        2), numpy.random.RandomState(16 + len(flags) + signum).randint(1, 17)
     for path in (train_mnist.PlainPath, fast.FastPath):
         monkeypatch.setattr(path, 'batches', interrupted_at(
-            path.batches, epoch, index))
-    assert run(small_slice, broken, *flags) == 130
+            path.batches, epoch, index, signum))
+    assert run(small_slice, broken, *flags) == 128 + signum
+    what = {signal.SIGINT: 'interrupted', signal.SIGTERM: 'stopped by '
+            'SIGTERM', signal.SIGHUP: 'stopped by SIGHUP'}[signum]
     assert capsys.readouterr().err.startswith(
-        'interrupted after {} complete epoch(s) and {} step(s) of epoch '
-        '{}\n'.format(epoch - 1, index, epoch))
+        '{} after {} and {} of epoch {}\n'.format(
+            what, plural(epoch - 1, 'complete epoch'), plural(index, 'step'),
+            epoch))
     monkeypatch.undo()
     assert run(small_slice, broken, *flags, '--initmodel',
                str(broken / 'mlp.model'), '--resume',
                str(broken / 'mlp.state')) == 0
     printed = capsys.readouterr().out
     assert 'epoch {}\n'.format(epoch) in printed
+    assert_same_run(broken, straight)
+
+
+def assert_same_run(resumed, straight):
+    """The run in ``resumed`` is the run in ``straight``: the same log but
+    for its times, and the same files, bit for bit."""
     names = ['mlp.model', 'mlp.state']
-    if 'paper' in flags:
+    if (straight / 'mlp_best.model').exists():
         names.append('mlp_best.model')
     for name in names:
-        resumed, expected = arrays(broken / name), arrays(straight / name)
-        assert resumed.keys() == expected.keys()
+        got, expected = arrays(resumed / name), arrays(straight / name)
+        assert got.keys() == expected.keys()
         for key in expected:
-            numpy.testing.assert_array_equal(resumed[key], expected[key],
+            numpy.testing.assert_array_equal(got[key], expected[key],
                                              err_msg=name + ' ' + key)
-    resumed, expected = read_log(broken), read_log(straight)
-    assert [dict(e, elapsed_time=0) for e in resumed] == [
+    got, expected = read_log(resumed), read_log(straight)
+    assert [dict(e, elapsed_time=0) for e in got] == [
         dict(e, elapsed_time=0) for e in expected]
+    assert not [name for name in os.listdir(resumed) if name.endswith(
+        '.part')]
 
 
 def test_a_partial_epoch_resumes_only_with_its_batchsize(
@@ -753,3 +786,243 @@ def test_dropout_masks_differ_from_step_to_step_and_epoch_to_epoch():
     again = list(train_mnist.dropout_seeded(range(2), device, 0, 2, 0))
     assert len(again) == 2 and tuple(numpy.random.rand(8) < 0.5) == masks[3]
     assert len(set(masks)) == 4
+
+
+# Long runs: a snapshot every --frequency epochs, and what survives what.
+
+def resume_flags(out):
+    return ['--initmodel', str(out / 'mlp.model'), '--resume',
+            str(out / 'mlp.state')]
+
+
+def test_a_snapshot_is_taken_every_frequency_epochs(small_slice, tmp_path,
+                                                    monkeypatch):
+    taken = []
+    save = snapshot_module.Snapshots.save
+
+    def recording_save(self, model, optimizer, log, partial=None,
+                       quiet=False):
+        taken.append((optimizer.epoch, quiet))
+        save(self, model, optimizer, log, partial, quiet)
+
+    monkeypatch.setattr(snapshot_module.Snapshots, 'save', recording_save)
+    assert run(small_slice, tmp_path, '-e', '5', '-u', '16',
+               '--frequency', '2') == 0
+    # Quiet but the last, which prints the port's two lines.
+    assert taken == [(2, True), (4, True), (5, False)]
+    assert train_mnist.parse_args([]).frequency == 1
+    assert train_mnist.parse_args(['--preset', 'paper']).frequency == 1
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_a_kill_at_a_random_moment_resumes_as_the_uninterrupted_run(
+        small_slice, trained, tmp_path, seed):
+    flags = ['-e', '30', '-u', '16', '--noplot', '--dataset-dir',
+             small_slice, '-o', 'run']
+    out = tmp_path / 'run'
+    process = start_script(*flags, cwd=tmp_path)
+    while not (out / 'mlp.state').exists():
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.01)
+    # Epochs take about 0.07 s here: anywhere in the next 5-10.
+    time.sleep(numpy.random.RandomState(seed).uniform(0, 0.7))
+    process.kill()
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, 'ended before the kill'
+    resumed = subprocess.run(
+        [sys.executable, SCRIPT] + flags + resume_flags(pathlib.Path('run')),
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(out, trained('-e', '30', '-u', '16'))
+
+
+class Killed(BaseException):
+    """A SIGKILL, as far as the files are concerned: nothing after it runs,
+    and nothing cleans up."""
+
+
+@pytest.mark.parametrize('cut', ['between renames', 'while writing'])
+def test_a_kill_in_a_snapshot_resumes_as_the_uninterrupted_run(
+        small_slice, trained, tmp_path, monkeypatch, capsys, cut):
+    flags = ['-e', '3', '-u', '16']
+    snapshots = []
+    save = snapshot_module.Snapshots.save
+    replace = os.replace
+
+    def killed_after_the_models_rename(src, dst):
+        replace(src, dst)
+        raise Killed
+
+    def kill_in_epoch_2(self, model, optimizer, log, partial=None,
+                        quiet=False):
+        snapshots.append(optimizer.epoch)
+        if optimizer.epoch != 2:
+            return save(self, model, optimizer, log, partial, quiet)
+        if cut == 'between renames':
+            monkeypatch.setattr(os, 'replace', killed_after_the_models_rename)
+        else:
+            # The state's part half written, and no clean-up.
+            monkeypatch.setattr(atomic_file, 'remove', lambda paths: [])
+            monkeypatch.setattr(snapshot_module, '_npz', killed_in_a_state)
+        save(self, model, optimizer, log, partial, quiet)
+
+    monkeypatch.setattr(snapshot_module.Snapshots, 'save', kill_in_epoch_2)
+    with pytest.raises(Killed):
+        run(small_slice, tmp_path, *flags)
+    monkeypatch.undo()
+    parts = sorted(n for n in os.listdir(tmp_path) if n.endswith('.part'))
+    if cut == 'between renames':
+        assert parts == ['.mlp.state.part']
+        last = 'finished the snapshot of epoch 2 that the run stopped in'
+        resumed_at = 3
+    else:
+        assert parts == ['.mlp.model.part', '.mlp.state.part']
+        last = ('removed the snapshot that was being written into {} when '
+                'the run stopped'.format(tmp_path))
+        resumed_at = 2
+    capsys.readouterr()
+    assert run(small_slice, tmp_path, *flags, *resume_flags(tmp_path)) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == last
+    assert printed[4] == 'epoch {}'.format(resumed_at)
+    assert_same_run(tmp_path, trained(*flags))
+
+
+def killed_in_a_state(arrays):
+    """snapshot._npz, killed half way through a state."""
+    def write(f):
+        if 'model' not in arrays:
+            return numpy.savez(f, **arrays)
+        f.write(b'PK\x03\x04')
+        raise Killed
+    return write
+
+
+@pytest.mark.parametrize('fault', ['ENOSPC', 'EACCES', 'folder removed'])
+def test_a_failed_snapshot_is_one_line_and_keeps_the_last(
+        small_slice, tmp_path, monkeypatch, capsys, fault):
+    out = tmp_path / 'run'
+    kept = {}
+    save = snapshot_module.Snapshots.save
+
+    def failing_in_epoch_2(self, model, optimizer, log, partial=None,
+                           quiet=False):
+        if optimizer.epoch == 1:
+            save(self, model, optimizer, log, partial, quiet)
+            kept.update(snapshot(out))
+            return
+        if fault == 'folder removed':
+            shutil.rmtree(out)
+        else:
+            number = getattr(errno, fault)
+
+            def fail(f):
+                f.write(b'PK\x03\x04 and then')
+                raise OSError(number, os.strerror(number))
+            monkeypatch.setattr(snapshot_module, '_npz',
+                                lambda arrays: fail)
+        save(self, model, optimizer, log, partial, quiet)
+
+    monkeypatch.setattr(snapshot_module.Snapshots, 'save', failing_in_epoch_2)
+    assert run(small_slice, out, '-e', '3', '-u', '16') == 1
+    cause = {'ENOSPC': 'No space left on device',
+             'EACCES': 'Permission denied',
+             'folder removed': 'No such file or directory'}[fault]
+    assert capsys.readouterr().err.endswith(
+        ': error: cannot write to {}: {}\n'.format(out, cause))
+    if fault != 'folder removed':
+        after = snapshot(out)
+        for name in ('mlp.model', 'mlp.state'):
+            assert after[name] == kept[name]
+        # log.json has epoch 2, which a resume drops.
+        assert set(after) == set(kept)
+
+
+def test_a_second_signal_during_the_save_changes_nothing(
+        small_slice, trained, tmp_path, monkeypatch, capsys):
+    flags = ['-e', '2', '-u', '16']
+    for path in (train_mnist.PlainPath, fast.FastPath):
+        monkeypatch.setattr(path, 'batches', interrupted_at(
+            path.batches, 2, 3))
+    npz = snapshot_module._npz
+
+    def signalled(arrays):
+        """The write of the Ctrl-C's snapshot, meeting two signals more."""
+        def write(f):
+            if 'partial_epoch' in arrays:
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)
+            npz(arrays)(f)
+        return write
+
+    monkeypatch.setattr(snapshot_module, '_npz', signalled)
+    assert run(small_slice, tmp_path, *flags) == 130
+    monkeypatch.undo()
+    assert capsys.readouterr().err.startswith(
+        'interrupted after 1 complete epoch and 3 steps of epoch 2\n')
+    assert run(small_slice, tmp_path, *flags, *resume_flags(tmp_path)) == 0
+    assert_same_run(tmp_path, trained(*flags))
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_save_and_exit_as_a_shell_expects(
+        data_slice, tmp_path, signum):
+    out = tmp_path / 'run1'
+    process = start_script('-u', '16', '-e', '20', '--noplot',
+                           '--dataset-dir', data_slice, '-o', 'run1',
+                           cwd=tmp_path)
+    while not (out / 'graph.dot').exists():
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    process.send_signal(signum)
+    printed, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum
+    assert re.search('^stopped by {} after [0-9]+ complete epochs? and '
+                     '[0-9]+ steps? of epoch [0-9]+\nresume with: .* '
+                     '--initmodel run1/mlp.model --resume run1/mlp.state '
+                     .format(signal.Signals(signum).name), printed, re.M)
+    model = L.Classifier(MnistMLP(784, 16, 10))
+    digest = snapshot_module.load_model(str(out / 'mlp.model'), model,
+                                        {'preset': 'port', 'unit': 16})
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    snapshot_module.load_state(str(out / 'mlp.state'), optimizer,
+                               {'epoch': 20}, False, 100,
+                               (str(out / 'mlp.model'), digest))
+    assert optimizer.t > 0
+
+
+def test_sighup_ignored_as_under_nohup_stays_ignored():
+    handler = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        interrupts = snapshot_module.Interrupts()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        interrupts.restore()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, handler)
+
+
+def test_a_new_run_replaces_the_run_in_its_folder(small_slice, trained,
+                                                  tmp_path, capsys):
+    out = tmp_path / 'result'
+    shutil.copytree(trained('-e', '2', '-u', '16', '--preset', 'paper'), out)
+    (out / '.mlp.state.part').write_bytes(b'cut')
+    (out / 'notes.txt').write_text('mine')
+    capsys.readouterr()
+    assert run(small_slice, out, '-e', '1', '-u', '8') == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (
+        'replaced the run in {}: mlp.model, mlp_best.model, mlp.state, '
+        'log.json, graph.dot, .mlp.state.part'.format(out))
+    assert sorted(os.listdir(out)) == [
+        'graph.dot', 'log.json', 'mlp.model', 'mlp.state', 'notes.txt']
+    assert len(read_log(out)) == 1
+    assert arrays(out / 'mlp.model')['predictor/l1/W'].shape == (8, 784)
+    # And again, as `make train` twice in a row.
+    capsys.readouterr()
+    assert run(small_slice, out, '-e', '1', '-u', '8') == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        'replaced the run in {}: mlp.model, mlp.state, log.json, '
+        'graph.dot'.format(out))

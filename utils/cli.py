@@ -183,3 +183,8 @@ def script_command(path):
     if python.startswith(os.pardir):
         python = sys.executable
     return [python, script]
+
+
+def plural(n, noun):
+    """'1 epoch', '2 epochs', '0 epochs'."""
+    return '{} {}{}'.format(n, noun, '' if n == 1 else 's')

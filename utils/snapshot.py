@@ -1,11 +1,15 @@
-"""Snapshots of a run: the model and the optimizer state saved at the end
-or on Ctrl-C, and loaded again with the checks that keep a run whole."""
+"""Snapshots of a run: the model and the optimizer state saved together
+every --frequency epochs, at the end and at Ctrl-C, SIGTERM or SIGHUP, and
+loaded again with the checks that keep a run whole."""
 import os
 import shlex
 import signal
 
 import numpy
 
+from chainer import serializers
+
+from utils import atomic_file
 from utils import cli
 from utils import safe_npz
 from utils import training_log
@@ -13,66 +17,169 @@ from utils.cli import UsageError
 
 MODEL_FILE = 'mlp.model'
 STATE_FILE = 'mlp.state'
+BEST_MODEL_FILE = 'mlp_best.model'
+# Written together, the state last: it names the model saved with it.
+SNAPSHOT_FILES = (MODEL_FILE, BEST_MODEL_FILE, STATE_FILE)
+# Everything a run writes into --out.
+RUN_FILES = SNAPSHOT_FILES + training_log.FILES
 # An epoch cut short, as the state keeps it: Means.partial() and the time.
 PARTIAL_KEYS = {'loss', 'accuracy', 'count', 'batches', 'elapsed_time'}
 # binary_stats.BinaryStats.partial()'s counts; its signs are arrays.
 STATS_KEYS = {'passed', 'counted'}
 SIGNS = 'partial_epoch/start_signs_{}'
+# The signals a run stops at as at Ctrl-C: a closed terminal or ssh session
+# (SIGHUP), kill, timeout and a scheduler's preemption (SIGTERM).
+SIGNALS = tuple(getattr(signal, name) for name in ('SIGINT', 'SIGTERM',
+                                                   'SIGHUP')
+                if hasattr(signal, name))
 
 
 class Interrupts(object):
 
-    """Ctrl-C, taken only where ``check()`` asks, until ``restore()``:
-    between training steps and once an epoch's evaluation and log are
-    written. A snapshot then holds whole steps, and no epoch is left out of
-    the log."""
+    """Ctrl-C, SIGTERM and SIGHUP, taken only where ``check()`` asks, until
+    ``restore()``: between training steps and once an epoch's evaluation,
+    log and snapshot are written. A snapshot then holds whole steps, no
+    epoch is left out of the log, and a second signal during a save changes
+    nothing. A signal the process was started ignoring (nohup) stays
+    ignored."""
 
     def __init__(self):
-        self.requested = False
-        self._handler = signal.signal(signal.SIGINT, self._request)
+        self.signum = None
+        self._handlers = {}
+        for signum in SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                self._handlers[signum] = signal.signal(signum, self._request)
 
     def restore(self):
-        signal.signal(signal.SIGINT, self._handler)
+        for signum, handler in self._handlers.items():
+            signal.signal(signum, handler)
 
     def _request(self, signum, frame):
-        self.requested = True
+        if self.signum is None:
+            self.signum = signum
 
     def check(self):
-        if self.requested:
+        if self.signum is not None:
             raise KeyboardInterrupt
 
     def between(self, batches):
-        """``batches``, with Ctrl-C taken before each."""
+        """``batches``, with the signals taken before each."""
         for batch in batches:
             self.check()
             yield batch
 
 
-def save(model, optimizer, out, recipe, log, partial=None):
-    """mlp.model and mlp.state into ``out``, each naming ``recipe``.
+class Snapshots(object):
 
-    The state also names the last entry of ``log`` (log_end), so that a
-    resumed run can tell its log.json from another run's, and, for an epoch
-    cut short, ``partial``: its steps and sums (training_log.Means.partial),
-    the binary layers' counts and signs (binary_stats.BinaryStats.partial)
-    and the elapsed time, so that the epoch resumes at the step it stopped.
+    """A run's snapshots in ``out``: mlp.model, mlp.state and, where the
+    recipe keeps one, mlp_best.model, each naming ``recipe`` (a dict), all
+    replaced as one (atomic_file.write_together): a kill at any moment
+    leaves the last snapshot whole or the new one finishable.
+
+    The best model is written with the next snapshot, not at once, so that
+    mlp_best.model always belongs to the history that mlp.state resumes.
     """
-    signs = None
-    if partial is not None:
-        partial = dict(partial)
-        signs = {SIGNS.format(k): numpy.packbits(s)
-                 for k, s in enumerate(partial.pop('start_signs'), 1)}
-    # A second Ctrl-C must not cut the snapshot short.
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __init__(self, out, recipe):
+        self.out = out
+        self.recipe = recipe
+        self.best = None
+
+    def path(self, name):
+        return os.path.join(self.out, name)
+
+    def keep_best(self, model):
+        """A copy of ``model`` for mlp_best.model."""
+        self.best = {name: numpy.array(array) for name, array in
+                     serializers.npz.serialize(model).items()}
+
+    def save(self, model, optimizer, log, partial=None, quiet=False):
+        """Writes the snapshot; ``quiet``: without the port's two lines.
+
+        The state also names the model saved with it (its epoch and
+        safe_npz.digest), the last entry of ``log`` (log_end), so that a
+        resumed run can tell its log.json from another run's, and, for an
+        epoch cut short, ``partial``: its steps and sums
+        (training_log.Means.partial), the binary layers' counts and signs
+        (binary_stats.BinaryStats.partial) and the elapsed time, so that the
+        epoch resumes at the step it stopped.
+        """
+        signs = {}
+        if partial is not None:
+            partial = dict(partial)
+            signs = {SIGNS.format(k): numpy.packbits(s)
+                     for k, s in enumerate(partial.pop('start_signs'), 1)}
+        model_arrays = serializers.npz.serialize(model)
+        made_with = {'epoch': optimizer.epoch,
+                     'digest': safe_npz.digest(model_arrays)}
+        recipe = safe_npz.json_arrays(self.recipe)
+        state = dict(serializers.npz.serialize(optimizer), **signs)
+        state.update(safe_npz.json_arrays(
+            self.recipe, log_end=log_end(log), partial_epoch=partial,
+            model=made_with))
+        files = {MODEL_FILE: dict(model_arrays, **recipe), STATE_FILE: state}
+        if self.best is not None:
+            files[BEST_MODEL_FILE] = dict(self.best, **recipe)
+        if not quiet:
+            print('save the model')
+            print('save the optimizer')
+        atomic_file.write_together([(self.path(name), _npz(files[name]))
+                                    for name in SNAPSHOT_FILES
+                                    if name in files])
+        self.best = None
+
+
+def _npz(arrays):
+    return lambda f: numpy.savez(f, **arrays)
+
+
+def finish_cut(out):
+    """Where a process was killed while it wrote a snapshot into ``out``:
+    a snapshot cut between its renames is finished, its state naming the
+    model already in place; one cut while its files were written is removed,
+    the last one being whole. Returns a line saying which, or None."""
+    parts = {name: atomic_file.part_path(os.path.join(out, name))
+             for name in SNAPSHOT_FILES}
+    state = parts[STATE_FILE]
+    if not any(os.path.exists(part) for part in parts.values()):
+        return None
     try:
-        print('save the model')
-        safe_npz.save(os.path.join(out, MODEL_FILE), model, recipe)
-        print('save the optimizer')
-        safe_npz.save(os.path.join(out, STATE_FILE), optimizer, recipe,
-                      arrays=signs, log_end=log_end(log),
-                      partial_epoch=partial)
-    finally:
-        signal.signal(signal.SIGINT, handler)
+        made_with = safe_npz.json_entry(safe_npz.read(state), 'model', state)
+        in_place = safe_npz.digest(safe_npz.read(
+            os.path.join(out, MODEL_FILE)))
+    except safe_npz.LoadError:
+        made_with = in_place = None
+    if not made_with or made_with.get('digest') != in_place:
+        atomic_file.remove(parts.values())
+        return ('removed the snapshot that was being written into {} when '
+                'the run stopped'.format(out))
+    for name in (BEST_MODEL_FILE, STATE_FILE):
+        if os.path.exists(parts[name]):
+            os.replace(parts[name], os.path.join(out, name))
+    return 'finished the snapshot of epoch {} that the run stopped in'.format(
+        made_with.get('epoch'))
+
+
+def replace_run(out, initmodel):
+    """A new run's start in ``out``: the files of a run before it there
+    (RUN_FILES, the parts of a cut snapshot) are removed, so that a folder
+    never mixes two runs. Returns a line naming them, or None.
+
+    Raises:
+        UsageError: ``initmodel`` is one of them.
+    """
+    paths = [os.path.join(out, name) for name in RUN_FILES]
+    if initmodel and any(os.path.exists(path) and
+                         os.path.samefile(initmodel, path) for path in paths):
+        raise UsageError('--initmodel {} is a file of the run in {}, which a '
+                         'new run there replaces: copy it elsewhere, or give '
+                         'another --out'.format(initmodel, out))
+    removed = atomic_file.remove(
+        paths + [atomic_file.part_path(os.path.join(out, name))
+                 for name in SNAPSHOT_FILES])
+    if not removed:
+        return None
+    return 'replaced the run in {}: {}'.format(out, ', '.join(removed))
 
 
 def log_end(log):
@@ -84,7 +191,8 @@ def log_end(log):
 
 
 def load_model(path, model, recipe):
-    """--initmodel: a model of another recipe is refused in one line."""
+    """--initmodel: a model of another recipe is refused in one line.
+    Returns the model's safe_npz.digest, for load_state."""
     arrays = safe_npz.read(path)
     saved = safe_npz.recipe_of(arrays, path)
     if saved is not None and any(saved.get(key) != recipe[key]
@@ -94,11 +202,15 @@ def load_model(path, model, recipe):
                              path, saved.get('preset'), saved.get('unit'),
                              recipe['preset'], recipe['unit']))
     safe_npz.load_arrays(arrays, model, path)
+    return safe_npz.digest(arrays)
 
 
-def load_state(path, optimizer, recipe, rate_decays, batchsize):
+def load_state(path, optimizer, recipe, rate_decays, batchsize, model):
     """--resume: loads the optimizer state; returns its log_end and, where
-    its epoch was cut short, the partial epoch (see save).
+    its epoch was cut short, the partial epoch (see Snapshots.save).
+
+    ``model`` is (--initmodel, its digest): a state resumes only the model
+    saved with it.
 
     Where the rate decays over the run (``rate_decays``), a state of another
     --epoch is refused, its schedule spanning that one; a partial epoch is
@@ -116,6 +228,15 @@ def load_state(path, optimizer, recipe, rate_decays, batchsize):
                              '--epoch {}: resume it with that --epoch'.format(
                                  path, epochs))
     safe_npz.load_arrays(arrays, optimizer, path)
+    made_with = safe_npz.json_entry(arrays, 'model', path)
+    if made_with is None:
+        raise UsageError('{} names no model it was saved with (a state of '
+                         'an older version of this package)'.format(path))
+    initmodel, digest = model
+    if made_with.get('digest') != digest:
+        raise UsageError('{} was not saved with {}: it resumes only the '
+                         'model of epoch {} saved beside it'.format(
+                             path, initmodel, made_with.get('epoch')))
     partial = safe_npz.json_entry(arrays, 'partial_epoch', path)
     if partial is not None:
         counts = {key: partial.get(key) for key in PARTIAL_KEYS}

@@ -14,6 +14,10 @@ from utils import atomic_file
 from utils.cli import UsageError
 
 LOG_FILE = 'log.json'
+GRAPH_FILE = 'graph.dot'
+PLOTS = ('loss', 'accuracy')
+# What a run writes into its folder besides its snapshots.
+FILES = (LOG_FILE, GRAPH_FILE) + tuple(name + '.png' for name in PLOTS)
 
 
 class Means(object):
@@ -110,7 +114,7 @@ def _plot_log(entries, out):
     names = {'': 'train', 'validation/': 'validation', 'test/': 'test'}
     if 'test/main/accuracy' not in entries[0]:
         names['validation/'] = 'test'
-    for quantity in ('loss', 'accuracy'):
+    for quantity in PLOTS:
         figure, axes = plt.subplots(layout='constrained')
         for prefix, name in names.items():
             key = prefix + 'main/' + quantity
