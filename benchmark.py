@@ -15,7 +15,9 @@
 4. a training step, batch 100, of the port's net and the paper's, by the
    fast path and by --plain's Chainer, against its yardstick: the float32
    products the step cannot avoid, x . W_b^T and gy^T . x for each layer
-   and gy . W_b for each but the first, timed alone.
+   and gy . W_b for each but the first, timed alone; and the snapshot that
+   --frequency writes (the model, its state and the best model, into a
+   folder made in the current one), against an epoch of those steps.
 
 Prints a table per part and, last, one JSON line with every figure.
 """
@@ -23,6 +25,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 
 import compat
@@ -43,6 +46,7 @@ from packed import mma
 from packed import reference
 import recipes
 from utils import cli
+from utils import snapshot
 
 PROG = os.path.basename(sys.argv[0]) or 'benchmark.py'
 
@@ -318,8 +322,30 @@ def bench_steps(device, nets, train):
                     'units': n_units, 'batch': batchsize}, **times)
         row['fast_ratio'] = row['fast_s'] / row['yardstick_s']
         row['plain_ratio'] = row['plain_s'] / row['yardstick_s']
+        row['epoch_steps'] = round(
+            len(train) * (1 - recipe.validation_fraction)) // batchsize
+        row['snapshot_s'], row['snapshot_bytes'] = bench_snapshot(
+            fast_model, optimizer)
+        row['snapshot_ratio'] = row['snapshot_s'] / (
+            row['epoch_steps'] * row['fast_s'])
         rows.append(row)
     return rows
+
+
+def bench_snapshot(model, optimizer, repeat=3):
+    """Median seconds of a snapshot after a new best (the best model kept,
+    then the three files written and synced), and its bytes."""
+    times = []
+    with tempfile.TemporaryDirectory(dir='.') as out:
+        snapshots = snapshot.Snapshots(out, {})
+        for _ in range(repeat):
+            start = time.perf_counter()
+            snapshots.keep_best(model)
+            snapshots.save(model, optimizer, [], quiet=True)
+            times.append(time.perf_counter() - start)
+        size = sum(os.path.getsize(os.path.join(out, name))
+                   for name in os.listdir(out))
+    return sorted(times)[len(times) // 2], size
 
 
 def print_steps(rows):
@@ -334,6 +360,12 @@ def print_steps(rows):
                       r['fast_s'] * 1e3, r['plain_s'] * 1e3,
                       r['yardstick_s'] * 1e3, r['fast_ratio'],
                       r['plain_ratio']))
+    print('snapshot with the best model, against an epoch of fast steps')
+    for r in rows:
+        print('{:>6s} {:>10s} {:7.1f} MB in {:.2f} s: {:.1%} of {}'.format(
+            r['net'], '{hidden}x{units}'.format(**r),
+            r['snapshot_bytes'] / 1e6, r['snapshot_s'], r['snapshot_ratio'],
+            cli.plural(r['epoch_steps'], 'step')))
 
 
 def machine(device):

@@ -35,6 +35,8 @@ class Recipe(object):
     epoch = unit = clip = clip_timing = None
     signed_input = rate_decays = False
     n_hidden, input_dropout, hidden_dropout = 2, 0., 0.
+    # The share of the training file held out to validate.
+    validation_fraction = 0.
     initialW = None
     bn_eps = batch_normalization = lossfun = None
     # Steps of the binary weights scaled by Glorot's factor.

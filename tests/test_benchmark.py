@@ -159,8 +159,8 @@ def test_blas_kernel_is_named_and_a_forced_one_said_so(monkeypatch):
 def test_steps_are_timed_against_their_yardstick(capsys, monkeypatch):
     rng = numpy.random.RandomState(0)
     train = chainer.datasets.TupleDataset(
-        rng.rand(100, 784).astype(numpy.float32),
-        rng.randint(10, size=100).astype(numpy.int32))
+        rng.rand(200, 784).astype(numpy.float32),
+        rng.randint(10, size=200).astype(numpy.int32))
     # Known seconds: each run taken once, as interleaved() would.
     seconds = {'fast_s': 3e-3, 'plain_s': 12e-3, 'yardstick_s': 2e-3}
 
@@ -179,11 +179,24 @@ def test_steps_are_timed_against_their_yardstick(capsys, monkeypatch):
     for r in rows:
         assert (r['fast_ratio'], r['plain_ratio']) == (
             pytest.approx(1.5), pytest.approx(6.))
+    # 200 images: 2 steps an epoch for the port, 1 for the paper's 167.
+    assert [r['epoch_steps'] for r in rows] == [2, 1]
+    for r in rows:
+        assert r['snapshot_ratio'] == pytest.approx(
+            r['snapshot_s'] / (r['epoch_steps'] * 3e-3))
     benchmark.print_steps(rows)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2].split() == ['port', '2x20', '3.0', '12.0', '2.0',
+    assert lines[-5].split() == ['port', '2x20', '3.0', '12.0', '2.0',
                                  '1.50x', '6.00x']
-    assert lines[-1].split()[:2] == ['paper', '3x30']
+    assert lines[-4].split()[:2] == ['paper', '3x30']
+    # The model, its state and the best model: 4 bytes a parameter, 8 more
+    # for Adam's moments.
+    n_params = 784 * 20 + 20 * 20 + 20 * 10 + 4 * (20 + 20 + 10)
+    assert 16 * n_params < rows[0]['snapshot_bytes'] < 16 * n_params + 4e4
+    assert lines[-2] == '  port       2x20 {:7.1f} MB in {:.2f} s: {:.1%} ' \
+        'of 2 steps'.format(rows[0]['snapshot_bytes'] / 1e6,
+                            rows[0]['snapshot_s'], rows[0]['snapshot_ratio'])
+    assert lines[-1].endswith('of 1 step')
 
 
 def test_yardstick_runs_each_layers_products(monkeypatch):
