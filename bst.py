@@ -62,3 +62,42 @@ def bst(x):
     """
     y, = BinaryStraightThrough().apply((x,))
     return y
+
+
+class StochasticBinaryStraightThrough(BinaryStraightThrough):
+
+    """Forward q = +1 with probability p = clip((x + 1) / 2, 0, 1), else -1
+    (Sec. 1.1's stochastic binarization, the hard sigmoid); backward as
+    BinaryStraightThrough's, g_x = g_q 1_{|x| <= 1}.
+
+    The draws come from the device's global generator, as dropout's masks:
+    train_mnist.py seeds it from (seed, epoch, step) before each step.
+    """
+
+    def forward(self, inputs):
+        x, = inputs
+        xp = chainer.backend.get_array_module(x)
+        self.pass_through = (abs(x) <= 1).astype(x.dtype)
+        # p in x's dtype, u in float64: u < p holds with probability p.
+        p = xp.clip((x + 1) / 2, 0, 1)
+        u = xp.random.random_sample(x.shape)
+        q = (u < p).astype(x.dtype)
+        q *= 2
+        q -= 1
+        return q,
+
+
+def stochastic_bst(x):
+    """Stochastic binary activation in training, bst(x) in evaluation.
+
+    Args:
+        x (~chainer.Variable or array): Input of any shape, float dtype.
+
+    Returns:
+        ~chainer.Variable: +1 with probability clip((x + 1) / 2, 0, 1) in
+        training, else -1; sign(x) in evaluation.
+    """
+    if not chainer.config.train:
+        return bst(x)
+    y, = StochasticBinaryStraightThrough().apply((x,))
+    return y

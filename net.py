@@ -10,6 +10,7 @@ import chainer.links as L
 
 from binary_linear import BinaryLinear
 from bst import bst
+from bst import stochastic_bst
 
 
 class MnistMLP(chainer.Chain):
@@ -32,24 +33,37 @@ class MnistMLP(chainer.Chain):
         bn_eps (float): BatchNormalization's epsilon.
         batch_normalization: The link class of each BatchNormalization,
             called as ``batch_normalization(size, eps=bn_eps)``.
+        output_batch_normalization: ``size -> link`` for the output layer's
+            BatchNormalization, or None for ``batch_normalization``'s.
+        initial_bias: ``fan_in -> initializer`` of the binary layers' b, or
+            None for zeros.
+        stochastic (bool): The hidden activations are stochastic in training
+            (bst.stochastic_bst), as the authors' Torch7 recipe.
 
     The layers are named l1, b1, ..., l{n_hidden+1}, b{n_hidden+1}.
     """
 
     def __init__(self, n_in=784, n_units=1000, n_out=10, n_hidden=2,
                  input_dropout=0., hidden_dropout=0., initialW=None,
-                 bn_eps=2e-5, batch_normalization=L.BatchNormalization):
+                 bn_eps=2e-5, batch_normalization=L.BatchNormalization,
+                 output_batch_normalization=None, initial_bias=None,
+                 stochastic=False):
         super().__init__()
         self.n_hidden = n_hidden
         self.input_dropout = input_dropout
         self.hidden_dropout = hidden_dropout
+        self.activation = stochastic_bst if stochastic else bst
         sizes = [n_in] + [n_units] * n_hidden + [n_out]
         with self.init_scope():
             for k in range(1, n_hidden + 2):
                 setattr(self, 'l{}'.format(k), BinaryLinear(
-                    sizes[k - 1], sizes[k], initialW=initialW))
-                setattr(self, 'b{}'.format(k), batch_normalization(
-                    sizes[k], eps=bn_eps))
+                    sizes[k - 1], sizes[k], initialW=initialW,
+                    initial_bias=initial_bias and initial_bias(sizes[k - 1])))
+                if k <= n_hidden or output_batch_normalization is None:
+                    bn = batch_normalization(sizes[k], eps=bn_eps)
+                else:
+                    bn = output_batch_normalization(sizes[k])
+                setattr(self, 'b{}'.format(k), bn)
 
     def layers(self):
         """The (BinaryLinear, BatchNormalization) pairs, input to output."""
@@ -62,7 +76,7 @@ class MnistMLP(chainer.Chain):
             h = F.dropout(h, self.input_dropout)
         *hidden, (linear, bn) = self.layers()
         for hidden_linear, hidden_bn in hidden:
-            h = bst(hidden_bn(hidden_linear(h)))
+            h = self.activation(hidden_bn(hidden_linear(h)))
             if self.hidden_dropout:
                 h = F.dropout(h, self.hidden_dropout)
         return bn(linear(h))

@@ -1,13 +1,20 @@
-"""The two recipes for BinaryNet (Courbariaux et al., arXiv:1602.02830) on
+"""The three recipes for BinaryNet (Courbariaux et al., arXiv:1602.02830) on
 MNIST, side by side.
 
 ``Port`` is the 2016 Chainer port (hillbig/binary_net, Chainer v1); ``Paper``
 is the paper's MNIST experiment as the authors' Theano code runs it
-(MatthieuCourbariaux/BinaryNet, Train-time/mnist.py). Each holds all that
-``--preset`` chooses: the defaults of the flags, the model, the optimizer
-and its clipping, the data, and the learning-rate schedule.
+(MatthieuCourbariaux/BinaryNet, Train-time/mnist.py), Table 1's BNN (Theano)
+row; ``Torch7`` is the same experiment as the authors' Torch7 code runs it
+(itayhubara/BinaryNet, Main_BinaryNet_MNIST.lua), Table 1's BNN (Torch7)
+row. Each holds all that ``--preset`` chooses: the defaults of the flags,
+the model, the optimizer and its clipping, the data, and the learning-rate
+schedule.
 """
+import functools
+
 import compat  # noqa: F401  (must precede chainer)
+
+import numpy
 
 import chainer
 import chainer.functions as F
@@ -17,15 +24,24 @@ from batch_normalization import BatchNormalization
 from batch_normalization import LasagneBatchNormalization
 import mnist
 import net
+from shift_adamax import ShiftAdaMax
+from shift_batch_normalization import ShiftBatchNormalization
 from squared_hinge import squared_hinge
 from weight_clip import WeightClip
+
+# The flags that choose the paper's parts on any preset, and their words in
+# describe().
+BN = {'exact': None, 'shift': 'shift-based BatchNormalization'}
+OPTIMIZERS = {'adam': 'Adam', 'shift-adamax': 'shift-based AdaMax'}
+BINARIZE = {'deterministic': None, 'stochastic': 'stochastic activations'}
 
 
 class Recipe(object):
 
-    """What ``--preset`` chooses; Port and Paper each set their values.
+    """What ``--preset`` chooses; each recipe sets its values.
 
-    ``epoch``, ``unit`` and ``clip`` are the defaults of those flags;
+    ``epoch``, ``unit``, ``clip``, ``bn``, ``optimizer_name`` and
+    ``binarize`` are the defaults of those flags (``defaults()``);
     ``clip_timing`` is 'pre' or 'post' the update; ``signed_input``: the
     pixels enter as 2x - 1 instead of x; ``rate_decays``: the learning rate
     follows a schedule over ``epoch`` epochs.
@@ -33,6 +49,10 @@ class Recipe(object):
 
     name = None
     epoch = unit = clip = clip_timing = None
+    bn, optimizer_name, binarize = 'exact', 'adam', 'deterministic'
+    # The learning rate, or the first of its schedule.
+    rate = None
+    initial_bias = None
     signed_input = rate_decays = False
     n_hidden, input_dropout, hidden_dropout = 2, 0., 0.
     # The share of the training file held out to validate.
@@ -41,27 +61,59 @@ class Recipe(object):
     bn_eps = batch_normalization = lossfun = None
     # Steps of the binary weights scaled by Glorot's factor.
     glorot_steps = False
-    # Adam's rate over the run, in words.
+    # The rate over the run, in words, after the optimizer's name.
     schedule = None
 
     @classmethod
-    def model(cls, n_units):
+    def defaults(cls):
+        """The flags this recipe chooses, by name, with their values."""
+        return {'epoch': cls.epoch, 'unit': cls.unit, 'clip': cls.clip,
+                'bn': cls.bn, 'optimizer': cls.optimizer_name,
+                'binarize': cls.binarize}
+
+    @classmethod
+    def model(cls, n_units, bn=None, binarize=None):
+        """The net; ``bn`` 'shift' puts shift-based BatchNormalization after
+        the hidden layers (the output layer's stays exact, as in the
+        authors' Torch7 code); ``binarize`` 'stochastic' makes the hidden
+        activations stochastic in training. None: the recipe's own."""
+        bn, binarize = bn or cls.bn, binarize or cls.binarize
+        hidden = (ShiftBatchNormalization if bn == 'shift'
+                  else cls.batch_normalization)
         return L.Classifier(
             net.MnistMLP(784, n_units, 10, n_hidden=cls.n_hidden,
                          input_dropout=cls.input_dropout,
                          hidden_dropout=cls.hidden_dropout,
                          initialW=cls.initialW, bn_eps=cls.bn_eps,
-                         batch_normalization=cls.batch_normalization),
+                         batch_normalization=hidden,
+                         output_batch_normalization=(
+                             cls.output_batch_normalization),
+                         initial_bias=cls.initial_bias,
+                         stochastic=binarize == 'stochastic'),
             lossfun=cls.lossfun)
 
     @classmethod
-    def optimizer(cls, model, clip):
-        optimizer = chainer.optimizers.Adam()
+    def output_batch_normalization(cls, size):
+        return cls.batch_normalization(size, eps=cls.bn_eps)
+
+    @classmethod
+    def optimizer(cls, model, clip, name=None):
+        """Adam, or with ``name`` 'shift-adamax' shift-based AdaMax, at the
+        recipe's rate, with its clipping and step multipliers."""
+        if (name or cls.optimizer_name) == 'shift-adamax':
+            optimizer = ShiftAdaMax(alpha=cls.rate)
+        else:
+            optimizer = chainer.optimizers.Adam(alpha=cls.rate)
         optimizer.setup(model)
         add_clipping(optimizer, model, clip, cls.clip_timing)
+        cls.scale_steps(model)
+        return optimizer
+
+    @classmethod
+    def scale_steps(cls, model):
+        """Each parameter's step multiplier (its rule's ``eta``)."""
         if cls.glorot_steps:
             scale_binary_steps(model)
-        return optimizer
 
     @classmethod
     def data(cls, dataset_dir):
@@ -76,13 +128,19 @@ class Recipe(object):
         return None
 
     @classmethod
-    def describe(cls, n_units, n_epochs):
-        """The preset, its net and its schedule, in a few words."""
+    def describe(cls, n_units, n_epochs, bn=None, optimizer=None,
+                 binarize=None):
+        """The preset, its net, its parts and its schedule, in a few
+        words."""
         widths = [784] + [n_units] * cls.n_hidden + [10]
-        return '--preset {}: {}{}, {}, {} over {} epochs'.format(
+        parts = [BN[bn or cls.bn], BINARIZE[binarize or cls.binarize]]
+        return '--preset {}: {}{}, {}, {}{} {} over {} epochs'.format(
             cls.name, '-'.join(map(str, widths)),
             ' with dropout' if cls.hidden_dropout else '',
-            cls.lossfun.__name__.replace('_', ' '), cls.schedule, n_epochs)
+            cls.lossfun.__name__.replace('_', ' '),
+            ''.join(part + ', ' for part in parts if part),
+            OPTIMIZERS[optimizer or cls.optimizer_name], cls.schedule,
+            n_epochs)
 
 
 class Port(Recipe):
@@ -99,7 +157,8 @@ class Port(Recipe):
     name = 'port'
     epoch, unit, clip = 20, 1000, 'all'
     clip_timing = 'pre'
-    schedule = 'Adam at 0.001'
+    rate = 0.001
+    schedule = 'at 0.001'
     # Chainer v1's BatchNormalization default; Chainer 7's is 2e-5. The
     # port never evaluated with population statistics (README), so
     # Chainer's own are kept.
@@ -131,8 +190,8 @@ class Paper(Recipe):
     batch_normalization = LasagneBatchNormalization
     lossfun = staticmethod(squared_hinge)
     glorot_steps = True
-    first_rate, last_rate = 3e-3, 3e-7
-    schedule = 'Adam from 3e-3 down to 3e-7'
+    rate, last_rate = 3e-3, 3e-7
+    schedule = 'from 3e-3 down to 3e-7'
     # The last 10,000 of the 60,000 training images.
     validation_fraction = 1 / 6
 
@@ -152,11 +211,104 @@ class Paper(Recipe):
         The authors multiply the rate by (last / first)^(1 / n_epochs)
         after each epoch, so the last epoch trains just above ``last``.
         """
-        ratio = cls.last_rate / cls.first_rate
-        return cls.first_rate * ratio ** ((epoch - 1) / n_epochs)
+        ratio = cls.last_rate / cls.rate
+        return cls.rate * ratio ** ((epoch - 1) / n_epochs)
 
 
-PRESETS = {recipe.name: recipe for recipe in (Port, Paper)}
+def _fan_in_uniform(fan_in):
+    """Torch's nn.Linear bias: uniform in +-1 / sqrt(fan_in)."""
+    return chainer.initializers.Uniform(fan_in ** -0.5)
+
+
+class _UnitUniform(chainer.initializer.Initializer):
+
+    """Uniform in [0, 1), from NumPy's global generator: Torch's
+    nn.BatchNormalization gamma."""
+
+    def __call__(self, array):
+        array[...] = numpy.random.uniform(0, 1, array.shape)
+
+
+class Torch7(Recipe):
+
+    """Squared hinge on 784-3x2048-10, shift-based BatchNormalization after
+    the hidden layers, stochastic activations, shift-based AdaMax at 2^-6
+    halved every 20 epochs, each step scaled by Glorot's factor (GLR), the
+    binary weights clipped after each update, and a validation split.
+
+    As the authors' code: the pixels x / 255 normalised by one mean and one
+    standard deviation (n - 1) of the training images; W uniform in [-1, 1],
+    b uniform in +-1/sqrt(fan_in); the output layer's BatchNormalization
+    Torch's (Chainer's arithmetic: eps 1e-5, momentum 0.1, the unbiased
+    running variance), its gamma uniform in [0, 1). Not copied: dp's split
+    shares one image between training and validation, and rescales and
+    relabels it twice; here the sets are the first 50,000 and the last
+    10,000 training images, as the paper preset's. The code runs until
+    stopped and picks no best epoch; here the run keeps the model of lowest
+    validation error too.
+    """
+
+    name = 'torch7'
+    epoch, unit, clip = 100, 2048, 'binary'
+    clip_timing = 'post'
+    bn, optimizer_name, binarize = 'shift', 'shift-adamax', 'stochastic'
+    n_hidden = 3
+    initialW = chainer.initializers.Uniform(1.)
+    initial_bias = staticmethod(_fan_in_uniform)
+    bn_eps = 1e-5
+    batch_normalization = functools.partial(BatchNormalization,
+                                            initial_gamma=_UnitUniform())
+    lossfun = staticmethod(squared_hinge)
+    rate, halving = 2. ** -6, 20
+    schedule = 'at 2^-6, halved every 20 epochs'
+    validation_fraction = 1 / 6
+
+    @classmethod
+    def output_batch_normalization(cls, size):
+        return BatchNormalization(size, eps=cls.bn_eps,
+                                  initial_gamma=_UnitUniform())
+
+    @classmethod
+    def scale_steps(cls, model):
+        """GLR: a binary layer's W and b Glorot's factor, each
+        BatchNormalization's gamma 1 / sqrt(1.5 / units), beta 1."""
+        for linear, bn in model.predictor.layers():
+            for param in (linear.W, linear.b):
+                param.update_rule.hyperparam.eta = glorot_factor(linear)
+            bn.gamma.update_rule.hyperparam.eta = (
+                1.5 / bn.gamma.size) ** -0.5
+
+    @classmethod
+    def data(cls, dataset_dir):
+        """(x / 255 - mean) / std, the mean and std of the 50,000 training
+        images' pixels; the last 10,000 held out to validate."""
+        (x, t), (x_test, t_test) = (
+            dataset._datasets for dataset in mnist.get_mnist(dataset_dir))
+        # The pixels p, exactly, from p / 255 in float32.
+        p, p_test = (numpy.rint(x * 255) for x in (x, x_test))
+        n_train = len(x) - round(len(x) * cls.validation_fraction)
+        scale, shift = cls.pixel_affine(p[:n_train])
+        x, x_test = ((p * scale + shift).astype(numpy.float32)
+                     for p in (p, p_test))
+        return (chainer.datasets.TupleDataset(x[:n_train], t[:n_train]),
+                chainer.datasets.TupleDataset(x[n_train:], t[n_train:]),
+                chainer.datasets.TupleDataset(x_test, t_test))
+
+    @staticmethod
+    def pixel_affine(pixels):
+        """(scale, shift), in float64, with (p / 255 - mean) / std = scale p
+        + shift for the training ``pixels`` p."""
+        x = pixels / 255.
+        mean, std = x.mean(), x.std(ddof=1)
+        return 1 / (255. * std), -mean / std
+
+    @classmethod
+    def learning_rate(cls, epoch, n_epochs):
+        """2^-6, halved after every 20th epoch, whatever the run's length."""
+        return cls.rate * 0.5 ** ((epoch - 1) // cls.halving)
+
+
+PRESETS = {recipe.name: recipe for recipe in (Port, Paper, Torch7)}
 
 
 def add_clipping(optimizer, model, which, timing):

@@ -35,8 +35,8 @@ from utils import training_log
 from utils.cli import UsageError
 
 PROG = os.path.basename(sys.argv[0]) or 'train_mnist.py'
-# The flags whose defaults --preset chooses.
-PRESET_FLAGS = ('epoch', 'unit', 'clip')
+# The flags that a saved model or state names, besides --preset.
+SAVED_FLAGS = ('unit', 'epoch', 'bn', 'optimizer', 'binarize')
 
 
 def make_parser():
@@ -44,8 +44,11 @@ def make_parser():
     parser.add_argument('--preset', choices=sorted(recipes.PRESETS),
                         default='port',
                         help="'port': the 2016 Chainer port's recipe; "
-                        "'paper': the paper's (3x4096 units, dropout, squared "
-                        "hinge loss, decaying rate, validation split)")
+                        "'paper': the paper's, as its Theano code (3x4096 "
+                        "units, dropout, squared hinge loss, decaying rate, "
+                        "validation split); 'torch7': the paper's, as its "
+                        "Torch7 code (3x2048 units, the shift-based parts, "
+                        "stochastic activations)")
     parser.add_argument('--batchsize', '-b', type=cli.positive_int,
                         default=100,
                         help='Number of images in each mini-batch')
@@ -82,6 +85,19 @@ def make_parser():
                         "'all', as the Chainer port (its default), or "
                         "'binary', the binary weights only, as the paper "
                         "(its default)")
+    parser.add_argument('--bn', choices=sorted(recipes.BN),
+                        help="The hidden layers' BatchNormalization: "
+                        "'exact', or 'shift', the paper's shift-based one "
+                        "(torch7's default)")
+    parser.add_argument('--optimizer', choices=sorted(recipes.OPTIMIZERS),
+                        help="'adam', or 'shift-adamax', the paper's "
+                        "shift-based AdaMax (torch7's default), at the "
+                        "preset's rate")
+    parser.add_argument('--binarize', choices=sorted(recipes.BINARIZE),
+                        help="The hidden activations in training: "
+                        "'deterministic', sign(x), or 'stochastic', +1 with "
+                        "probability clip((x + 1) / 2, 0, 1) (torch7's "
+                        "default)")
     parser.add_argument('--eval-bn', choices=('population', 'batch'),
                         default='population',
                         help="BatchNormalization's statistics when "
@@ -101,9 +117,9 @@ def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     recipe = recipes.PRESETS[args.preset]
-    for name in PRESET_FLAGS:
+    for name, value in recipe.defaults().items():
         if getattr(args, name) is None:
-            setattr(args, name, getattr(recipe, name))
+            setattr(args, name, value)
     if args.resume and not args.initmodel:
         parser.error('--resume needs --initmodel: the optimizer state '
                      'belongs to the model it was saved with')
@@ -202,8 +218,8 @@ def train(args):
     compat.use_device(device)
     args.plot = args.plot and training_log.plotting_available()
     recipe = recipes.PRESETS[args.preset]
-    saved_recipe = {'preset': args.preset, 'unit': args.unit,
-                    'epoch': args.epoch}
+    saved_recipe = dict({name: getattr(args, name) for name in SAVED_FLAGS},
+                        preset=args.preset)
     # The initializers draw from NumPy's global generator, even on a GPU.
     numpy.random.seed(args.seed)
     if device.xp is not numpy:
@@ -213,7 +229,7 @@ def train(args):
     data = recipe.data(args.dataset_dir)
 
     # Setup a model
-    model = recipe.model(args.unit)
+    model = recipe.model(args.unit, args.bn, args.binarize)
     if args.resume:
         finished = snapshot.finish_cut(args.out)
         if finished:
@@ -224,7 +240,7 @@ def train(args):
     model.to_device(device)
 
     # Setup an optimizer
-    optimizer = recipe.optimizer(model, args.clip)
+    optimizer = recipe.optimizer(model, args.clip, args.optimizer)
     log, partial = [], None
     if args.resume:
         print('Load optimizer state from', args.resume)
@@ -342,13 +358,14 @@ def train(args):
             file=sys.stderr)
         print('resume with:', snapshot.resume_command(
             make_parser(), args, __file__,
-            {name: getattr(recipe, name) for name in PRESET_FLAGS}),
+            recipe.defaults()),
             file=sys.stderr)
         return status
     finally:
         interrupts.restore()
-    training_log.print_end(log, recipe.describe(args.unit, args.epoch),
-                           args.out, best_path)
+    training_log.print_end(log, recipe.describe(
+        args.unit, args.epoch, args.bn, args.optimizer, args.binarize),
+        args.out, best_path)
     return 0
 
 

@@ -345,7 +345,9 @@ def test_plain_path_trains_the_same_model_on_the_gpu(data_slice, tmp_path,
 def test_saved_files_name_their_recipe(two_epochs):
     for name in ('mlp.model', 'mlp.state'):
         recipe = safe_npz.recipe_of(arrays(two_epochs / name), name)
-        assert recipe == {'preset': 'port', 'unit': 100, 'epoch': 2}
+        assert recipe == {'preset': 'port', 'unit': 100, 'epoch': 2,
+                          'bn': 'exact', 'optimizer': 'adam',
+                          'binarize': 'deterministic'}
 
 
 def test_resumed_paper_run_is_the_uninterrupted_one(small_slice, trained,
@@ -511,8 +513,15 @@ def bad_files(folder):
      'result/mlp.state belongs to the run in result, not to --out other: '
      'resume it with --out result'),
     (['--initmodel', 'result/mlp.model', '--preset', 'paper'],
-     'result/mlp.model is a --preset port --unit 100 model, not --preset '
-     'paper --unit 100'),
+     'result/mlp.model is a --preset port --unit 100 --bn exact model, not '
+     '--preset paper --unit 100 --bn exact'),
+    (['--initmodel', 'result/mlp.model', '--bn', 'shift'],
+     'result/mlp.model is a --preset port --unit 100 --bn exact model, not '
+     '--preset port --unit 100 --bn shift'),
+    (['--initmodel', 'other.model', '--resume', 'result/mlp.state',
+      '--epoch', '3', '--optimizer', 'shift-adamax'],
+     'result/mlp.state was saved with --optimizer adam: resume it with '
+     'that'),
     (['--preset', 'paper', '--eval-bn', 'batch'],
      "--eval-bn batch is the port's evaluation"),
     (['--initmodel', 'other.model', '--resume', 'result/mlp.state',
@@ -983,11 +992,13 @@ def test_sigterm_and_sighup_save_and_exit_as_a_shell_expects(
                      .format(signal.Signals(signum).name), printed, re.M)
     model = L.Classifier(MnistMLP(784, 16, 10))
     digest = snapshot_module.load_model(str(out / 'mlp.model'), model,
-                                        {'preset': 'port', 'unit': 16})
+                                        {'preset': 'port', 'unit': 16,
+                                         'bn': 'exact'})
     optimizer = chainer.optimizers.Adam()
     optimizer.setup(model)
     snapshot_module.load_state(str(out / 'mlp.state'), optimizer,
-                               {'epoch': 20}, False, 100,
+                               dict(snapshot_module.PARTS, epoch=20),
+                               False, 100,
                                (str(out / 'mlp.model'), digest))
     assert optimizer.t > 0
 

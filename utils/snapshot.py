@@ -190,17 +190,26 @@ def log_end(log):
     return {key: log[-1][key] for key in ('epoch', 'iteration', 'main/loss')}
 
 
+# The parts a saved recipe names, and their values in files saved before it
+# named them.
+PARTS = {'bn': 'exact', 'optimizer': 'adam', 'binarize': 'deterministic'}
+
+
 def load_model(path, model, recipe):
     """--initmodel: a model of another recipe is refused in one line.
     Returns the model's safe_npz.digest, for load_state."""
     arrays = safe_npz.read(path)
     saved = safe_npz.recipe_of(arrays, path)
-    if saved is not None and any(saved.get(key) != recipe[key]
-                                 for key in ('preset', 'unit')):
-        raise UsageError('{} is a --preset {} --unit {} model, not --preset '
-                         '{} --unit {}'.format(
-                             path, saved.get('preset'), saved.get('unit'),
-                             recipe['preset'], recipe['unit']))
+    if saved is not None:
+        saved = dict(PARTS, **saved)
+        if any(saved.get(key) != recipe[key]
+               for key in ('preset', 'unit', 'bn')):
+            raise UsageError(
+                '{} is a --preset {} --unit {} --bn {} model, not --preset '
+                '{} --unit {} --bn {}'.format(
+                    path, saved.get('preset'), saved.get('unit'),
+                    saved.get('bn'), recipe['preset'], recipe['unit'],
+                    recipe['bn']))
     safe_npz.load_arrays(arrays, model, path)
     return safe_npz.digest(arrays)
 
@@ -218,6 +227,11 @@ def load_state(path, optimizer, recipe, rate_decays, batchsize, model):
     """
     arrays = safe_npz.read(path, 'optimizer state')
     saved = safe_npz.recipe_of(arrays, path)
+    for flag, value in sorted(PARTS.items()):
+        own = (saved or {}).get(flag, value)
+        if own != recipe.get(flag, value):
+            raise UsageError('{} was saved with --{} {}: resume it with '
+                             'that'.format(path, flag, own))
     if rate_decays:
         if saved is None:
             raise UsageError('{} names no recipe, so not the --epoch its '
