@@ -123,9 +123,15 @@ class Recipe(object):
 
     @classmethod
     def learning_rate(cls, epoch, n_epochs):
-        """Adam's alpha for ``epoch`` of ``n_epochs``, or None to keep
-        Adam's own."""
+        """The rate for ``epoch`` of ``n_epochs``, or None to keep the
+        optimizer's own."""
         return None
+
+    @classmethod
+    def input_affine(cls, dataset_dir=None):
+        """(scale, shift) with the net's input x = scale p + shift for the
+        pixels p, which the packed engine folds into its first layer."""
+        return (2 / 255., -1.) if cls.signed_input else (1 / 255., 0.)
 
     @classmethod
     def describe(cls, n_units, n_epochs, bn=None, optimizer=None,
@@ -282,22 +288,32 @@ class Torch7(Recipe):
     def data(cls, dataset_dir):
         """(x / 255 - mean) / std, the mean and std of the 50,000 training
         images' pixels; the last 10,000 held out to validate."""
-        (x, t), (x_test, t_test) = (
-            dataset._datasets for dataset in mnist.get_mnist(dataset_dir))
-        # The pixels p, exactly, from p / 255 in float32.
-        p, p_test = (numpy.rint(x * 255) for x in (x, x_test))
-        n_train = len(x) - round(len(x) * cls.validation_fraction)
-        scale, shift = cls.pixel_affine(p[:n_train])
+        (p, t), (p_test, t_test) = cls._pixels(dataset_dir)
+        n_train = len(p) - round(len(p) * cls.validation_fraction)
+        scale, shift = cls._affine(p[:n_train])
         x, x_test = ((p * scale + shift).astype(numpy.float32)
                      for p in (p, p_test))
         return (chainer.datasets.TupleDataset(x[:n_train], t[:n_train]),
                 chainer.datasets.TupleDataset(x[n_train:], t[n_train:]),
                 chainer.datasets.TupleDataset(x_test, t_test))
 
+    @classmethod
+    def input_affine(cls, dataset_dir=None):
+        (p, _), _ = cls._pixels(dataset_dir)
+        return cls._affine(p[:len(p) - round(len(p) *
+                                             cls.validation_fraction)])
+
     @staticmethod
-    def pixel_affine(pixels):
-        """(scale, shift), in float64, with (p / 255 - mean) / std = scale p
-        + shift for the training ``pixels`` p."""
+    def _pixels(dataset_dir):
+        """(pixels, labels) of the training and the test set, the pixels
+        exactly, in float64, from get_mnist's p / 255 in float32."""
+        return [(numpy.rint(x.astype(numpy.float64) * 255), t) for x, t in (
+            dataset._datasets for dataset in mnist.get_mnist(dataset_dir))]
+
+    @staticmethod
+    def _affine(pixels):
+        """(scale, shift) with (p / 255 - mean) / std = scale p + shift, the
+        mean and std (n - 1) of all the training ``pixels``."""
         x = pixels / 255.
         mean, std = x.mean(), x.std(ddof=1)
         return 1 / (255. * std), -mean / std

@@ -28,6 +28,19 @@ _default_hyperparam.beta2 = 0.999
 _default_hyperparam.eps = 2. ** -27
 _default_hyperparam.eta = 1.
 
+# One element's step in a CUDA kernel, on T param, m, v, grad and the
+# scalars beta1, one_minus_beta1, beta2, eps, neg_step and eta: AP2 by
+# frexp and ldexp, the mantissa's cut compared in double as ap2's.
+CUDA_STEP = '''
+    m = m * beta1 + one_minus_beta1 * grad;
+    T a = max(v * beta2, abs(grad));
+    int e;
+    T f = frexp(a, &e);
+    T r = a == (T)0 ? (T)0
+        : ldexp((double)f < 0.70710678118654752 ? (T)0.5 : (T)1, e);
+    v = r + eps;
+    param += neg_step * (m / v) * eta;'''
+
 
 class ShiftAdaMaxRule(optimizer.UpdateRule):
 
@@ -83,16 +96,7 @@ class ShiftAdaMaxRule(optimizer.UpdateRule):
         hp = self.hyperparam
         chainer.backends.cuda.elementwise(
             'T grad, T beta1, T one_minus_beta1, T beta2, T eps, T eta, '
-            'T neg_step', 'T param, T m, T v',
-            '''m = m * beta1 + one_minus_beta1 * grad;
-               T a = max(v * beta2, abs(grad));
-               int e;
-               T f = frexp(a, &e);
-               T r = a == (T)0 ? (T)0
-                   : ldexp((double)f < 0.70710678118654752 ? (T)0.5 : (T)1,
-                           e);
-               v = r + eps;
-               param += neg_step * (m / v) * eta;''',
+            'T neg_step', 'T param, T m, T v', CUDA_STEP,
             'shift_adamax')(grad, hp.beta1, 1 - hp.beta1, hp.beta2, hp.eps,
                             hp.eta, -self.step, param.data, self.state['m'],
                             self.state['v'])

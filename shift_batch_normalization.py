@@ -135,12 +135,13 @@ class ShiftBatchNormalization(link.Link):
         super().__init__()
         self.decay = decay
         self.eps = eps
+        dtype = chainer.get_dtype()
         with self.init_scope():
             self.gamma = chainer.Parameter(1., size)
             self.beta = chainer.Parameter(0., size)
-        self.avg_mean = self.xp.zeros(size, numpy.float32)
+        self.avg_mean = self.xp.zeros(size, dtype)
         self.register_persistent('avg_mean')
-        self.avg_inv_std = self.xp.ones(size, numpy.float32)
+        self.avg_inv_std = self.xp.ones(size, dtype)
         self.register_persistent('avg_inv_std')
 
     def forward(self, x):
@@ -150,3 +151,13 @@ class ShiftBatchNormalization(link.Link):
                 self.avg_inv_std, self.decay)
         return fixed_shift_batch_normalization(
             x, self.gamma, self.beta, self.avg_mean, self.avg_inv_std)
+
+    def population_terms(self):
+        """(gamma, beta, mean, std) in float64 with y = gamma (x - mean) /
+        std + beta at inference: AP2(gamma), and 1 / AP2(inv_std); for the
+        packed engine's folds (packed.reference.bn_arrays)."""
+        gamma, beta, mean, inv_std = (
+            numpy.asarray(chainer.backend.CpuDevice().send(a), numpy.float64)
+            for a in (ap2(self.gamma.array), self.beta.array, self.avg_mean,
+                      ap2(self.avg_inv_std)))
+        return gamma, beta, mean, 1 / inv_std

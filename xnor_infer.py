@@ -43,14 +43,17 @@ def parse_args(argv=None):
 
 
 def saved_recipe(arrays, path):
-    """The recipe and --unit that train_mnist.py saved with the model."""
+    """The recipe, --unit and --bn that train_mnist.py saved with the
+    model (--bn exact in files saved before it was named)."""
     saved = safe_npz.recipe_of(arrays, path) or {}
     recipe = recipes.PRESETS.get(saved.get('preset'))
     unit = saved.get('unit')
-    if recipe is None or not isinstance(unit, int) or unit < 1:
+    bn = saved.get('bn', 'exact')
+    if (recipe is None or not isinstance(unit, int) or unit < 1 or
+            bn not in recipes.BN):
         raise safe_npz.LoadError('{} names no recipe: it was not saved by '
                                  'this train_mnist.py'.format(path))
-    return recipe, unit
+    return recipe, unit, bn
 
 
 def timed(run, xp):
@@ -71,12 +74,12 @@ def chainer_logits(model, x, batchsize):
 def infer(args):
     device = cli.get_device(args.gpu)
     arrays = safe_npz.read(args.model)
-    recipe, n_units = saved_recipe(arrays, args.model)
-    classifier = recipe.model(n_units)
+    recipe, n_units, bn = saved_recipe(arrays, args.model)
+    classifier = recipe.model(n_units, bn)
     safe_npz.load_arrays(arrays, classifier, args.model)
     model = classifier.predictor
-    signed = recipe.signed_input
-    engine = packed.PackedMLP.from_chain(model, signed_input=signed)
+    engine = packed.PackedMLP.from_chain(
+        model, recipe.input_affine(args.dataset_dir))
     print('model: {} (--preset {}, {} hidden layers of {} units)'.format(
         args.model, recipe.name, model.n_hidden, n_units))
     print(engine.summary())
@@ -84,9 +87,9 @@ def infer(args):
         engine.save(args.save)
         print('packed model saved to', args.save)
 
-    _, test = mnist.get_mnist(args.dataset_dir, signed=signed)
-    x, t = convert.concat_examples(test)
-    pixels = numpy.rint((x + 1) * 127.5 if signed else x * 255).astype(
+    x, t = convert.concat_examples(recipe.data(args.dataset_dir)[2])
+    _, test = mnist.get_mnist(args.dataset_dir)
+    pixels = numpy.rint(convert.concat_examples(test)[0] * 255).astype(
         numpy.uint8)
     compat.use_device(device)
     model.to_device(device)

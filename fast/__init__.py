@@ -6,10 +6,6 @@ BatchNormalization compiled on the CPU (batch_norm.py).
 train_mnist.py runs this or, with --plain, Chainer's iterator, update rules,
 hooks and type checks: the same model, bit for bit on the CPU.
 """
-import compat  # noqa: F401  (must precede chainer)
-
-import chainer
-
 from fast import batch_norm
 from fast import device_data
 from fast.flat_adam import FlatAdam
@@ -19,26 +15,11 @@ def make_step(model, optimizer, clipped, timing):
     """The fast path's FlatAdam for ``model`` (a Classifier of an MnistMLP,
     on its device), its BatchNormalization compiled and its hidden layers'
     products on packed bits, on the CPU where Numba runs; the arguments are
-    FastPath's. Another optimizer than Adam steps by its own rules
-    (ChainerStep)."""
+    FastPath's; the optimizer is Adam or shift-based AdaMax."""
     net = model.predictor
     batch_norm.use_compiled(net)
-    if not isinstance(optimizer, chainer.optimizers.Adam):
-        return ChainerStep(optimizer)
     return FlatAdam(optimizer, clipped, timing, net.ternary_input_links(),
                     net.signed_input_links())
-
-
-class ChainerStep(object):
-
-    """``optimizer.update`` without Chainer's type checks."""
-
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
-
-    def update(self, lossfun, *args):
-        with chainer.using_config('type_check', False):
-            self.optimizer.update(lossfun, *args)
 
 
 class FastPath(object):

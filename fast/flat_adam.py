@@ -37,6 +37,8 @@ from binary_linear import BinaryLinear
 from bst import binarize
 from packed import mlp as packed_mlp
 from packed import reference
+import shift_adamax
+from shift_batch_normalization import ap2
 from utils import numba_kernels
 import weight_clip
 
@@ -74,6 +76,7 @@ class FlatAdam(object):
 
     def __init__(self, optimizer, clipped, timing, ternary=(), signed=()):
         self.optimizer = optimizer
+        self.shift = isinstance(optimizer, shift_adamax.ShiftAdaMax)
         self.timing = timing
         clipped = {id(param) for param in clipped}
         binary = {id(link.W): link for link in optimizer.target.links()
@@ -177,6 +180,16 @@ class FlatAdam(object):
         hp = self.optimizer.hyperparam
         # NumPy casts the Python floats of AdamRule's expressions so.
         f32 = self.param.dtype.type
+        if self.shift:
+            neg_step = f32(-self.rules[0].step)
+            for part, signs, clipped, eta in self.groups:
+                self.kernels.shift_adamax(
+                    self.param[part], self.grad[part], self.m[part],
+                    self.v[part], self.signs[signs], f32(hp.beta1),
+                    f32(1 - hp.beta1), f32(hp.beta2), f32(hp.eps), neg_step,
+                    f32(eta), clipped and self.timing == 'pre',
+                    clipped and self.timing == 'post')
+            return
         for part, signs, clipped, eta in self.groups:
             self.kernels.adam(
                 self.param[part], self.grad[part], self.m[part],
@@ -200,6 +213,20 @@ class FlatAdam(object):
     def _update_cpu(self):
         hp = self.optimizer.hyperparam
         self._clip('pre')
+        if self.shift:
+            # ShiftAdaMaxRule.update_core_cpu's, on all at once.
+            self.m *= hp.beta1
+            self.m += (1 - hp.beta1) * self.grad
+            numpy.maximum(self.v * hp.beta2, abs(self.grad), out=self.v)
+            self.v[...] = ap2(self.v)
+            self.v += hp.eps
+            step = -self.rules[0].step * (self.m / self.v)
+            for part, _, _, eta in self.groups:
+                step[part] *= eta
+            self.param += step
+            self._clip('post')
+            self._binarize()
+            return
         # AdamRule.update_core_cpu's operations in its order, on all at once.
         self.m += (1.0 - hp.beta1) * (self.grad - self.m)
         self.v += (1.0 - hp.beta2) * (self.grad * self.grad - self.v)
@@ -213,6 +240,26 @@ class FlatAdam(object):
 
     def _update_gpu(self):
         hp = self.optimizer.hyperparam
+        if self.shift:
+            # ShiftAdaMaxRule.update_core_gpu's kernel, the clip on either
+            # side of it.
+            kernel = cuda.elementwise(
+                'T grad, T beta1, T one_minus_beta1, T beta2, T eps, T eta, '
+                'T neg_step, bool clip_before, bool clip_after',
+                'T param, T m, T v',
+                'if (clip_before) {clip} {step} if (clip_after) {clip}'
+                .format(clip=weight_clip.CUDA_CLIP.format('param'),
+                        step=shift_adamax.CUDA_STEP),
+                'flat_shift_adamax')
+            neg_step = -self.rules[0].step
+            for part, _, clipped, eta in self.groups:
+                kernel(self.grad[part], hp.beta1, 1 - hp.beta1, hp.beta2,
+                       hp.eps, eta, neg_step,
+                       clipped and self.timing == 'pre',
+                       clipped and self.timing == 'post',
+                       self.param[part], self.m[part], self.v[part])
+            self._binarize()
+            return
         # AdamRule.update_core_gpu's kernel, the clip on either side of it.
         kernel = cuda.elementwise(
             'T grad, T alpha_t, T one_minus_beta1, T one_minus_beta2, '

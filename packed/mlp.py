@@ -65,9 +65,11 @@ class PackedMLP(object):
         self._first = numpy.where(signs, 1, -1).astype(numpy.float32).T
 
     @classmethod
-    def from_chain(cls, mlp, signed_input=False):
-        """Folds a MnistMLP; ``signed_input``: it was trained on 2x - 1."""
-        scale, shift = (2 / 255, -1.) if signed_input else (1 / 255, 0.)
+    def from_chain(cls, mlp, input_affine=(1 / 255., 0.)):
+        """Folds a MnistMLP whose input is x = scale p + shift for the
+        pixels p, ``input_affine`` = (scale, shift): its recipe's
+        (recipes.Recipe.input_affine)."""
+        scale, shift = input_affine
         arrays = {}
         layers = mlp.layers()
         for k, (linear, bn) in enumerate(layers, 1):

@@ -148,7 +148,10 @@ def fold_affine(alpha, c, bn):
 def bn_arrays(bn):
     """gamma, beta, and the population mean and std of a BatchNormalization
     link, in float64: std = sqrt(var + eps), or 1 / inv_std for a link that
-    keeps Lasagne's running inv_std (the paper preset's)."""
+    keeps Lasagne's running inv_std (the paper preset's); a link with
+    ``population_terms()`` (the shift-based one) gives its own."""
+    if hasattr(bn, 'population_terms'):
+        return bn.population_terms()
     inv_std = getattr(bn, 'avg_inv_std', None)
     spread = bn.avg_var if inv_std is None else inv_std
     gamma, beta, mean, spread = (

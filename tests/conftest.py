@@ -68,12 +68,17 @@ def record_clock(monkeypatch, module, events):
                         types.SimpleNamespace(perf_counter=clock))
 
 
-def float64_forward(mlp, pixels, signed_input):
-    """A MnistMLP's inference in float64 from uint8 pixels: each hidden
+# x = scale p + shift, by a recipe's input_affine(): the port's, the
+# paper's.
+UNSIGNED, SIGNED = (1 / 255., 0.), (2 / 255., -1.)
+
+
+def float64_forward(mlp, pixels, input_affine=UNSIGNED):
+    """A MnistMLP's inference in float64 from uint8 pixels, its input
+    scale p + shift with ``input_affine`` = (scale, shift): each hidden
     layer's bits, and the logits. The oracle of the packed engine."""
-    x = pixels / 255.
-    if signed_input:
-        x = 2 * x - 1
+    scale, shift = input_affine
+    x = pixels * scale + shift
     bits = []
     for k, (linear, bn) in enumerate(mlp.layers(), 1):
         W_b = numpy.where(cuda.to_cpu(linear.W.array) >= 0, 1., -1.)

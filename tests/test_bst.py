@@ -4,7 +4,7 @@ import pytest
 import chainer
 from chainer.backends import cuda
 
-from bst import binarize, bst
+from bst import binarize, bst, stochastic_bst
 
 X = numpy.array([-2., -1.5, -1., -0.5, -0., 0., 0.25, 1., 1.5], numpy.float32)
 SIGN = numpy.array([-1, -1, -1, -1, 1, 1, 1, 1, 1], numpy.float32)
@@ -97,3 +97,39 @@ def test_gpu_kernels_agree_with_numpy(dtype):
         results.append((cuda.to_cpu(y.array), cuda.to_cpu(v.grad)))
     numpy.testing.assert_array_equal(results[0][0], results[1][0])
     numpy.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize('x', [-1.5, -1., -0.6, -0.1, 0., 0.3, 0.9, 1., 2.])
+def test_stochastic_activation_is_plus_one_with_the_hard_sigmoids_odds(x):
+    n = 10 ** 6
+    numpy.random.seed(7)
+    with chainer.using_config('train', True):
+        y = stochastic_bst(numpy.full(n, x, numpy.float32)).array
+    assert set(numpy.unique(y)) <= {-1., 1.}
+    p = min(max((x + 1) / 2, 0.), 1.)
+    frequency = (y > 0).mean()
+    # Within 5 standard deviations of a binomial's, or exact at 0 and 1.
+    assert abs(frequency - p) <= 5 * numpy.sqrt(p * (1 - p) / n)
+
+
+def test_stochastic_activation_draws_by_the_global_generators_seed():
+    x = numpy.linspace(-1, 1, 1000, dtype=numpy.float32)
+    draws = []
+    with chainer.using_config('train', True):
+        for seed in (3, 3, 4):
+            numpy.random.seed(seed)
+            draws.append(stochastic_bst(x).array)
+    numpy.testing.assert_array_equal(draws[0], draws[1])
+    assert (draws[0] != draws[2]).any()
+
+
+def test_stochastic_activation_is_sign_in_evaluation_and_bsts_backward():
+    with chainer.using_config('train', False):
+        numpy.testing.assert_array_equal(stochastic_bst(X).array, SIGN)
+    x = chainer.Variable(X.copy())
+    with chainer.using_config('train', True):
+        y = stochastic_bst(x)
+    g = numpy.arange(1, 10, dtype=numpy.float32)
+    y.grad = g
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad, PASS * g)

@@ -4,9 +4,13 @@ import pytest
 import chainer
 import chainer.links as L
 
+from batch_normalization import BatchNormalization
 from conftest import N_TEST, N_TRAIN
+import mnist
 from net import MnistMLP
 import recipes
+import shift_adamax
+from shift_batch_normalization import ShiftBatchNormalization
 from squared_hinge import squared_hinge
 
 
@@ -148,3 +152,83 @@ def test_paper_split_is_the_last_sixth_of_the_training_set(data_slice):
     numpy.testing.assert_allclose(x, 2 * x_port - 1, atol=1e-7)
     assert t == t_port
     assert recipes.Paper.validation_fraction * 60000 == 10000
+
+
+def test_torch7_model_is_the_authors_torch7_net():
+    numpy.random.seed(0)
+    model = recipes.Torch7.model(2048)
+    mlp = model.predictor
+    assert model.lossfun is squared_hinge
+    assert mlp.activation.__name__ == 'stochastic_bst'
+    assert (mlp.n_hidden, mlp.input_dropout, mlp.hidden_dropout) == (3, 0, 0)
+    *hidden, (linear, output_bn) = mlp.layers()
+    for _, bn in hidden:
+        assert type(bn) is ShiftBatchNormalization
+        assert (bn.decay, bn.eps) == (0.875, 1e-5)
+        numpy.testing.assert_array_equal(bn.gamma.array, 1)
+    # Torch's nn.BatchNormalization: gamma uniform in [0, 1), eps 1e-5,
+    # momentum 0.1.
+    assert type(output_bn) is BatchNormalization
+    assert (output_bn.decay, output_bn.eps) == (0.9, 1e-5)
+    gamma = output_bn.gamma.array
+    assert 0 <= gamma.min() and gamma.max() < 1 and gamma.std() > 0.1
+    for link, _ in mlp.layers():
+        W, b = link.W.array, link.b.array
+        assert -1 <= W.min() and W.max() <= 1 and W.std() > 0.5
+        bound = link.in_size ** -0.5
+        assert -bound <= b.min() and b.max() <= bound
+        assert b.std() > bound / 3
+
+
+def test_torch7_steps_are_scaled_by_the_codes_glr():
+    model = recipes.Torch7.model(2048)
+    recipes.Torch7.optimizer(model, 'binary')
+    etas = {name: param.update_rule.hyperparam.eta
+            for name, param in model.namedparams()}
+    expected = {'l1': 43.45, 'l2': 52.26, 'l3': 52.26, 'l4': 37.04}
+    for layer, glr in expected.items():
+        for param in ('W', 'b'):
+            assert etas['/predictor/{}/{}'.format(layer, param)] == (
+                pytest.approx(glr, abs=0.005))
+    for k, glr in ((1, 36.95), (2, 36.95), (3, 36.95), (4, 2.582)):
+        assert etas['/predictor/b{}/gamma'.format(k)] == pytest.approx(
+            glr, abs=0.0005)
+        assert etas['/predictor/b{}/beta'.format(k)] == 1
+    assert isinstance(
+        model.predictor.l1.W.update_rule, shift_adamax.ShiftAdaMaxRule)
+
+
+def test_torch7_rate_halves_after_every_20th_epoch_whatever_the_run():
+    rates = [recipes.Torch7.learning_rate(e, n) for e, n in (
+        (1, 100), (20, 100), (21, 100), (40, 7), (41, 1000))]
+    assert rates == [2 ** -6, 2 ** -6, 2 ** -7, 2 ** -7, 2 ** -8]
+    assert not recipes.Torch7.rate_decays
+
+
+def test_torch7_data_are_normalised_by_the_training_pixels(data_slice):
+    train, validation, test = recipes.Torch7.data(data_slice)
+    assert (len(train), len(validation), len(test)) == (
+        N_TRAIN - round(N_TRAIN / 6), round(N_TRAIN / 6), N_TEST)
+    x = train._datasets[0].astype(numpy.float64)
+    assert abs(x.mean()) < 1e-6 and abs(x.std(ddof=1) - 1) < 1e-6
+    scale, shift = recipes.Torch7.input_affine(data_slice)
+    (pixels, _), (test_pixels, _) = (
+        (numpy.rint(d._datasets[0] * 255.), None)
+        for d in mnist.get_mnist(data_slice))
+    numpy.testing.assert_allclose(test._datasets[0],
+                                  test_pixels * scale + shift, atol=1e-6)
+    numpy.testing.assert_allclose(validation._datasets[0],
+                                  pixels[len(train):] * scale + shift,
+                                  atol=1e-6)
+    assert validation._datasets[0].mean() != pytest.approx(0, abs=1e-6)
+
+
+def test_describe_names_the_parts_that_ran():
+    assert recipes.Torch7.describe(2048, 100) == (
+        '--preset torch7: 784-2048-2048-2048-10, squared hinge, shift-based '
+        'BatchNormalization, stochastic activations, shift-based AdaMax at '
+        '2^-6, halved every 20 epochs over 100 epochs')
+    assert recipes.Paper.describe(16, 4, bn='shift') == (
+        '--preset paper: 784-16-16-16-10 with dropout, squared hinge, '
+        'shift-based BatchNormalization, Adam from 3e-3 down to 3e-7 over 4 '
+        'epochs')

@@ -233,13 +233,21 @@ def test_ctrl_c_before_any_update_saves_nothing(small_slice, tmp_path,
 # The paper's recipe.
 
 def test_presets_fill_only_the_flags_not_given():
+    def chosen(args):
+        return (args.epoch, args.unit, args.clip, args.bn, args.optimizer,
+                args.binarize)
     port = train_mnist.parse_args([])
-    assert (port.epoch, port.unit, port.clip) == (20, 1000, 'all')
+    assert chosen(port) == (20, 1000, 'all', 'exact', 'adam',
+                            'deterministic')
     paper = train_mnist.parse_args(['--preset', 'paper'])
-    assert (paper.epoch, paper.unit, paper.clip) == (1000, 4096, 'binary')
+    assert chosen(paper) == (1000, 4096, 'binary', 'exact', 'adam',
+                             'deterministic')
+    torch7 = train_mnist.parse_args(['--preset', 'torch7'])
+    assert chosen(torch7) == (100, 2048, 'binary', 'shift', 'shift-adamax',
+                              'stochastic')
     mixed = train_mnist.parse_args(['--preset', 'paper', '-e', '5', '-u', '8',
-                                    '--clip', 'all'])
-    assert (mixed.epoch, mixed.unit, mixed.clip) == (5, 8, 'all')
+                                    '--clip', 'all', '--bn', 'shift'])
+    assert chosen(mixed) == (5, 8, 'all', 'shift', 'adam', 'deterministic')
 
 
 class ScriptedSteps(object):
@@ -321,7 +329,11 @@ def same_training(fast, plain):
 
 
 @pytest.mark.parametrize('flags', [
-    [], ['--eval-bn', 'batch'], ['--preset', 'paper']])
+    [], ['--eval-bn', 'batch'], ['--preset', 'paper'], ['--preset', 'torch7'],
+    ['--preset', 'paper', '--bn', 'shift', '--optimizer', 'shift-adamax',
+     '--binarize', 'stochastic'],
+    ['--preset', 'torch7', '--bn', 'exact', '--optimizer', 'adam',
+     '--binarize', 'deterministic']])
 def test_plain_path_trains_the_same_model_and_log(trained, flags):
     fast = trained('-e', '2', '-u', '16', *flags)
     plain = trained('-e', '2', '-u', '16', *flags, '--plain')
@@ -588,7 +600,8 @@ def test_resume_into_a_broken_log_is_one_line(data_slice, previous_run):
 
 @pytest.mark.parametrize('flags,signum', [
     ([], signal.SIGINT), ([], signal.SIGTERM), (['--plain'], signal.SIGHUP),
-    (['--preset', 'paper'], signal.SIGTERM)])
+    (['--preset', 'paper'], signal.SIGTERM),
+    (['--preset', 'torch7'], signal.SIGINT)])
 def test_an_interrupt_at_a_random_step_resumes_as_the_uninterrupted_run(
         small_slice, trained, tmp_path, monkeypatch, capsys, flags, signum):
     broken = tmp_path / 'broken'

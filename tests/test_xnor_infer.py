@@ -36,16 +36,16 @@ def assert_exact(model_path, xp=numpy):
     """The packed engine's predictions on the test set, on ``xp``, equal a
     float64 evaluation of the saved net's, every one."""
     arrays = safe_npz.read(str(model_path))
-    recipe, n_units = xnor_infer.saved_recipe(arrays, str(model_path))
-    mlp = recipe.model(n_units)
+    recipe, n_units, bn = xnor_infer.saved_recipe(arrays, str(model_path))
+    mlp = recipe.model(n_units, bn)
     safe_npz.load_arrays(arrays, mlp, str(model_path))
-    _, test = mnist.get_mnist(signed=recipe.signed_input)
+    _, test = mnist.get_mnist()
     x, _ = convert.concat_examples(test)
-    pixels = numpy.rint((x + 1) * 127.5 if recipe.signed_input else
-                        x * 255).astype(numpy.uint8)
-    engine = packed.PackedMLP.from_chain(mlp.predictor, recipe.signed_input)
+    pixels = numpy.rint(x * 255).astype(numpy.uint8)
+    affine = recipe.input_affine()
+    engine = packed.PackedMLP.from_chain(mlp.predictor, affine)
     logits = engine.to_device(xp).logits(xp.asarray(pixels))
-    _, expected = float64_forward(mlp.predictor, pixels, recipe.signed_input)
+    _, expected = float64_forward(mlp.predictor, pixels, affine)
     predicted = logits.argmax(axis=1)
     predicted = predicted if xp is numpy else predicted.get()
     numpy.testing.assert_array_equal(predicted, expected.argmax(axis=1))
@@ -166,3 +166,16 @@ def test_clocks_start_after_the_warm_up_has_finished(trained, monkeypatch,
     assert xnor_infer.main(['--model', str(trained)]) == 0
     # Warm-up, then each path timed until its work is done.
     assert events == ['sync'] + ['clock', 'sync', 'clock'] * 2
+
+
+def test_torch7_preset_net_with_shift_based_bn_agrees(
+        small_slice, tmp_path, capsys):
+    assert train_mnist.main(['--dataset-dir', small_slice, '--out',
+                             str(tmp_path), '--unit', '100', '--epoch', '1',
+                             '--noplot', '--preset', 'torch7']) == 0
+    assert xnor_infer.main(['--model', str(tmp_path / 'mlp_best.model')]) == 0
+    out = capsys.readouterr().out
+    assert '(--preset torch7, 3 hidden layers of 100 units)' in out
+    equal, images, _ = agreement(out)
+    assert images == 10000 and equal >= images - FEW
+    assert_exact(tmp_path / 'mlp_best.model')

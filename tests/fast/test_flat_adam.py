@@ -60,14 +60,17 @@ def state(model, optimizer):
 
 @pytest.mark.parametrize('recipe,clip', [
     (recipes.Port, 'all'), (recipes.Paper, 'binary'),
-    (recipes.Port, 'binary'), (recipes.Paper, 'all')])
+    (recipes.Port, 'binary'), (recipes.Paper, 'all'),
+    (recipes.Torch7, 'binary'), (recipes.Torch7, 'all')])
 @pytest.mark.parametrize('numba', [True, False])
 def test_same_parameters_as_chainers_adam_and_hooks(
         recipe, clip, numba, monkeypatch):
     assert flat_adam.compiled() is not None
     if not numba:
         monkeypatch.setattr(flat_adam, 'compiled', lambda: None)
-    rate = (lambda i: 3e-3 * 0.5 ** i) if recipe is recipes.Paper else None
+    # Torch7's shift-based AdaMax: its step rounded, its v stored rounded.
+    rate = ((lambda i: 3e-3 * 0.5 ** i) if recipe is not recipes.Port
+            else None)
     plain = state(*trained(recipe, fast=False, rate=rate, clip=clip))
     fast = state(*trained(recipe, fast=True, rate=rate, clip=clip))
     assert plain.keys() == fast.keys()
@@ -131,7 +134,8 @@ def test_groups_are_slices_of_one_kind():
     assert step.groups[-1][1].stop == step.signs.size
 
 
-@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])
+@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper,
+                                    recipes.Torch7])
 @pytest.mark.parametrize('numba', [True, False])
 def test_forward_reads_the_signs_of_the_current_weights(recipe, numba,
                                                         monkeypatch):
@@ -151,11 +155,12 @@ def test_forward_reads_the_signs_of_the_current_weights(recipe, numba,
                     model.predictor.signed_input_links())
     # Where Numba runs, the hidden layers' inputs are ternary and their
     # products run on packed W_b, kept as the engine takes it: on one plane
-    # of bits for the port's +-1, on two for the paper's dropped-out signs.
+    # of bits for the port's and torch7's +-1, on two for the paper's
+    # dropped-out signs.
     assert [link.product is not None for link in links] == (
         [False] + [numba] * recipe.n_hidden)
-    product = (packed.cpu.sign_product if recipe is recipes.Port
-               else packed.cpu.ternary_product)
+    product = (packed.cpu.ternary_product if recipe.hidden_dropout
+               else packed.cpu.sign_product)
     assert all(link.product.func is product for link in links[1:] if numba)
     initial = [link.W_b.copy() for link in links]
     for i, (x, t) in enumerate(batches(3, recipe.signed_input)):
@@ -203,7 +208,8 @@ def test_without_numba_one_line_says_so_and_numpy_runs(monkeypatch, capsys):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])
+@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper,
+                                    recipes.Torch7])
 def test_gpu_agrees_with_chainers_adam_on_the_gpu(recipe):
     plain = state(*trained(recipe, fast=False, device='@cupy:0'))
     fast = state(*trained(recipe, fast=True, device='@cupy:0'))

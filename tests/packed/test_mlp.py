@@ -7,7 +7,7 @@ import pytest
 import chainer
 
 from bst import bst
-from conftest import ROOT, float64_forward
+from conftest import ROOT, SIGNED, UNSIGNED, float64_forward
 from net import MnistMLP
 import packed
 from packed import reference
@@ -42,10 +42,11 @@ def test_packed_net_is_the_float_net(n_units, n_hidden, signed_input):
     mlp = random_net(n_units, n_hidden, seed=n_units)
     pixels = numpy.random.RandomState(1).randint(0, 256, (40, 784)).astype(
         numpy.uint8)
-    engine = packed.PackedMLP.from_chain(mlp, signed_input)
+    affine = SIGNED if signed_input else UNSIGNED
+    engine = packed.PackedMLP.from_chain(mlp, affine)
     hidden = []
     logits = engine.forward(pixels, hidden)
-    expected_bits, expected_logits = float64_forward(mlp, pixels, signed_input)
+    expected_bits, expected_logits = float64_forward(mlp, pixels, affine)
     assert len(hidden) == n_hidden
     for k, (words, bits) in enumerate(
             zip(hidden, expected_bits, strict=True), 1):
@@ -188,7 +189,7 @@ def test_a_sum_on_its_threshold_gives_plus_one_for_either_sign_of_gamma(
     bn.gamma.array[...] = rng.choice([-1., 1.], 64) * rng.uniform(.5, 2, 64)
     pixels = numpy.random.RandomState(6).randint(0, 256, (200, 784)).astype(
         numpy.uint8)
-    bits, _ = float64_forward(mlp, pixels, False)
+    bits, _ = float64_forward(mlp, pixels)
     # The second layer's sums, from the first layer's bits.
     a = numpy.where(bits[0], 1., -1.).dot(
         numpy.where(linear.W.array >= 0, 1., -1.).T)
@@ -214,7 +215,7 @@ def test_a_zero_weight_is_packed_as_plus_one(monkeypatch):
         assert signs[linear.W.array == 0].all()
     pixels = numpy.random.RandomState(8).randint(0, 256, (50, 784)).astype(
         numpy.uint8)
-    bits, expected = float64_forward(mlp, pixels, False)
+    bits, expected = float64_forward(mlp, pixels)
     for logits, hidden in forward_both_paths(monkeypatch, engine, pixels):
         numpy.testing.assert_allclose(logits, expected, rtol=1e-5,
                                       atol=1e-4)
@@ -246,14 +247,14 @@ def chainer_float64(recipe, n_units, seed):
     return mlp
 
 
-@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper])
+@pytest.mark.parametrize('recipe', [recipes.Port, recipes.Paper,
+                                    recipes.Torch7])
 def test_packed_net_is_chainers_inference_forward_in_float64(recipe):
     mlp = chainer_float64(recipe, 65, seed=9)
     pixels = numpy.random.RandomState(9).randint(0, 256, (300, 784)).astype(
         numpy.uint8)
-    x = pixels / 255.
-    if recipe.signed_input:
-        x = 2 * x - 1
+    scale, shift = recipe.input_affine()
+    x = pixels * scale + shift
     expected_bits = []
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         h = x
@@ -262,7 +263,7 @@ def test_packed_net_is_chainers_inference_forward_in_float64(recipe):
             h = bst(hidden_bn(hidden_linear(h)))
             expected_bits.append(h.array > 0)
         expected = bn(linear(h)).array
-    engine = packed.PackedMLP.from_chain(mlp, recipe.signed_input)
+    engine = packed.PackedMLP.from_chain(mlp, (scale, shift))
     hidden = []
     logits = engine.forward(pixels, hidden)
     for words, bits in zip(hidden, expected_bits, strict=True):
