@@ -56,7 +56,8 @@ FULL = {
     'batchsizes': [100, 10000],
     'train_units': 1000,
     'train_iterations': 600,
-    'steps': [(recipes.Port, 1000), (recipes.Paper, 4096)],
+    'steps': [(recipes.Port, 1000), (recipes.Paper, 4096),
+              (recipes.Torch7, 2048)],
 }
 # A smoke test of every path, in seconds.
 QUICK = {
@@ -65,7 +66,8 @@ QUICK = {
     'batchsizes': [1000],
     'train_units': 100,
     'train_iterations': 10,
-    'steps': [(recipes.Port, 100), (recipes.Paper, 100)],
+    'steps': [(recipes.Port, 100), (recipes.Paper, 100),
+              (recipes.Torch7, 100)],
 }
 
 

@@ -41,8 +41,8 @@ class ShiftBatchNormalizationFunction(chainer.function_node.FunctionNode):
     """Training, per unit over a batch of m:
 
         mu = mean(x); c = x - mu; C = AP2(c)
-        inv_std = (mean(C c) + eps)^(-1/2); s = AP2(inv_std)
-        y = AP2(gamma) (c s) + beta
+        inv_std = 1 / sqrt(mean(C c) + eps); s = AP2(inv_std)
+        y = (c s) AP2(gamma) + beta
 
     and the running averages mean <- decay mean + (1 - decay) mu, inv_std
     likewise from the unrounded inv_std. Backward, as the code computes it
@@ -50,14 +50,19 @@ class ShiftBatchNormalizationFunction(chainer.function_node.FunctionNode):
 
         g_x = AP2(gamma) s (g - mean(g) - s^2 C mean(C g))
         g_gamma = sum(AP2(c s) g); g_beta = sum(g)
+
+    ``kernels``: fast/shift_batch_norm_cpu.py, which the fast path sets on
+    the CPU, computing the same bits where the batch is float32 rows of at
+    least 2 units (elsewhere NumPy runs); or None.
     """
 
     def __init__(self, eps, running_mean=None, running_inv_std=None,
-                 decay=0.875):
+                 decay=0.875, kernels=None):
         self.eps = eps
         self.running_mean = running_mean
         self.running_inv_std = running_inv_std
         self.decay = decay
+        self.kernels = kernels
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('x', 'gamma', 'beta'))
@@ -74,23 +79,50 @@ class ShiftBatchNormalizationFunction(chainer.function_node.FunctionNode):
     def forward(self, inputs):
         x, gamma, beta = inputs
         dtype = x.dtype.type
-        mu = x.mean(axis=0)
-        centred = x - mu
-        self.rounded = ap2(centred)
-        inv_std = (self.rounded * centred).mean(axis=0) + dtype(self.eps)
-        inv_std **= dtype(-0.5)
-        self.scale = ap2(inv_std)
-        self.gamma = ap2(gamma)
-        self.x_hat = centred * self.scale
+        if self._compiles(x, gamma):
+            y, mu, inv_std = self._forward_compiled(x, gamma, beta)
+        else:
+            xp = backend.get_array_module(x)
+            mu = x.mean(axis=0)
+            centred = x - mu
+            self.rounded = ap2(centred)
+            inv_std = dtype(1) / xp.sqrt(
+                (self.rounded * centred).mean(axis=0) + dtype(self.eps))
+            self.scale = ap2(inv_std)
+            self.gamma = ap2(gamma)
+            self.x_hat = centred * self.scale
+            y = self.x_hat * self.gamma + beta
         if self.running_mean is not None:
             for running, batch in ((self.running_mean, mu),
                                    (self.running_inv_std, inv_std)):
                 running *= self.decay
                 running += (1 - self.decay) * batch
-        return self.x_hat * self.gamma + beta,
+        return y,
+
+    def _compiles(self, x, gamma):
+        # NumPy sums a single column pairwise, not row after row.
+        return (self.kernels is not None and isinstance(x, numpy.ndarray)
+                and x.ndim == 2 and x.flags.c_contiguous and
+                x.dtype == gamma.dtype == numpy.float32 and x.shape[1] >= 2)
+
+    def _forward_compiled(self, x, gamma, beta):
+        mu, inv_std, self.scale, self.gamma = (
+            numpy.empty_like(gamma) for _ in range(4))
+        self.rounded, self.x_hat, y = (numpy.empty_like(x) for _ in range(3))
+        self.kernels.forward(x, gamma, beta, x.dtype.type(self.eps), mu,
+                             inv_std, self.scale, self.gamma, self.rounded,
+                             self.x_hat, y)
+        return y, mu, inv_std
 
     def backward(self, indexes, grad_outputs):
         g = grad_outputs[0].array
+        if self._compiles(g, self.gamma):
+            g_x = numpy.empty_like(g)
+            g_gamma, g_beta = (numpy.empty_like(self.gamma) for _ in range(2))
+            self.kernels.backward(g, self.scale, self.gamma, self.rounded,
+                                  self.x_hat, g_x, g_gamma, g_beta)
+            return (chainer.Variable(g_x), chainer.Variable(g_gamma),
+                    chainer.Variable(g_beta))
         rounded, scale = self.rounded, self.scale
         g_x = g - g.mean(axis=0)
         g_x -= scale * scale * rounded * (rounded * g).mean(axis=0)
@@ -101,12 +133,14 @@ class ShiftBatchNormalizationFunction(chainer.function_node.FunctionNode):
 
 
 def shift_batch_normalization(x, gamma, beta, eps=1e-5, running_mean=None,
-                              running_inv_std=None, decay=0.875):
+                              running_inv_std=None, decay=0.875,
+                              kernels=None):
     """Shift-based batch normalization of ``x`` (batch, units) by the
     batch's statistics (ShiftBatchNormalizationFunction), updating
     ``running_mean`` and ``running_inv_std`` in place where given."""
     y, = ShiftBatchNormalizationFunction(
-        eps, running_mean, running_inv_std, decay).apply((x, gamma, beta))
+        eps, running_mean, running_inv_std, decay, kernels).apply(
+            (x, gamma, beta))
     return y
 
 
@@ -129,7 +163,12 @@ class ShiftBatchNormalization(link.Link):
         size (int): Number of units.
         decay (float): The running averages' weight on their past.
         eps (float): Added to the batch's shift-based variance.
+
+    ``kernels``: None, or the compiled forward and backward that
+    fast.batch_norm.use_compiled sets on the CPU.
     """
+
+    kernels = None
 
     def __init__(self, size, decay=0.875, eps=1e-5):
         super().__init__()
@@ -148,7 +187,7 @@ class ShiftBatchNormalization(link.Link):
         if chainer.config.train:
             return shift_batch_normalization(
                 x, self.gamma, self.beta, self.eps, self.avg_mean,
-                self.avg_inv_std, self.decay)
+                self.avg_inv_std, self.decay, self.kernels)
         return fixed_shift_batch_normalization(
             x, self.gamma, self.beta, self.avg_mean, self.avg_inv_std)
 

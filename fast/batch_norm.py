@@ -2,7 +2,8 @@
 al., arXiv:1602.02830) compiled on the CPU: Chainer's BatchNormalization
 function, its graph and its statistics, running fast/batch_norm_cpu.py's
 forward and backward where the input is a float32 batch of rows; bit for
-bit what Chainer's NumPy code computes.
+bit what Chainer's NumPy code computes. The shift-based one runs
+fast/shift_batch_norm_cpu.py's, bit for bit its own NumPy code's.
 """
 import functools
 
@@ -13,6 +14,7 @@ import numpy
 from chainer.functions.normalization import batch_normalization as chainer_bn
 
 import batch_normalization
+import shift_batch_normalization
 from utils import numba_kernels
 
 
@@ -81,12 +83,22 @@ def select(node, inputs):
     return _IMPL
 
 
+@functools.lru_cache(maxsize=None)
+def compiled_shift():
+    """The module fast.shift_batch_norm_cpu, or None where Numba does not
+    import."""
+    return numba_kernels.load('fast.shift_batch_norm_cpu')
+
+
 def use_compiled(net):
     """Has each batch_normalization.BatchNormalization link of ``net`` (an
-    MnistMLP, already on its device) train through CompiledImpl, where
-    ``net`` is on the CPU and Numba runs."""
+    MnistMLP, already on its device) train through CompiledImpl, and each
+    shift-based one through fast/shift_batch_norm_cpu.py, where ``net`` is
+    on the CPU and Numba runs."""
     if net.xp is not numpy or compiled() is None:
         return
     for _, bn in net.layers():
         if isinstance(bn, batch_normalization.BatchNormalization):
             bn.impl_selector = select
+        elif isinstance(bn, shift_batch_normalization.ShiftBatchNormalization):
+            bn.kernels = compiled_shift()

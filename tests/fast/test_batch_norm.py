@@ -9,6 +9,7 @@ from batch_normalization import LasagneBatchNormalization
 from fast import batch_norm
 from net import MnistMLP
 import recipes
+from shift_batch_normalization import ShiftBatchNormalization
 
 
 def pair(kind, width, seed):
@@ -21,7 +22,10 @@ def pair(kind, width, seed):
     for link in links:
         link.gamma.array[...] = gamma
         link.beta.array[...] = beta
-    links[1].impl_selector = batch_norm.select
+    if kind is ShiftBatchNormalization:
+        links[1].kernels = batch_norm.compiled_shift()
+    else:
+        links[1].impl_selector = batch_norm.select
     return links
 
 
@@ -42,7 +46,8 @@ def train_step(link, x, gy):
 # Chainer warns of a batch of 1, which normalises to beta.
 @pytest.mark.filterwarnings('ignore:A batch with no more than one sample')
 @pytest.mark.parametrize('kind', [BatchNormalization,
-                                  LasagneBatchNormalization])
+                                  LasagneBatchNormalization,
+                                  ShiftBatchNormalization])
 @pytest.mark.parametrize('rows,width', [
     (100, 1000), (100, 10), (100, 2), (7, 19), (2, 64), (1, 5), (100, 1),
     (128, 1)])
@@ -123,6 +128,37 @@ def test_use_compiled_sets_each_of_the_nets_links(recipe):
     batch_norm.use_compiled(model.predictor)
     assert [bn.impl_selector for _, bn in model.predictor.layers()] == [
         batch_norm.select] * (recipe.n_hidden + 1)
+
+
+def test_use_compiled_sets_the_shift_based_links_kernels():
+    model = recipes.Torch7.model(8)
+    batch_norm.use_compiled(model.predictor)
+    *hidden, (_, output) = model.predictor.layers()
+    assert [bn.kernels for _, bn in hidden] == [
+        batch_norm.compiled_shift()] * 3
+    assert output.impl_selector is batch_norm.select
+
+
+def test_shift_kernels_run_on_a_float32_batch_of_rows_only(monkeypatch):
+    calls = []
+    kernels = batch_norm.compiled_shift()
+
+    class Counted(object):
+        def forward(self, *args):
+            calls.append('forward')
+            kernels.forward(*args)
+
+        def backward(self, *args):
+            calls.append('backward')
+            kernels.backward(*args)
+
+    x = numpy.random.RandomState(0).randn(4, 6).astype(numpy.float32)
+    for width, batch in ((6, x), (1, x[:, :1].copy()),
+                         (6, numpy.asfortranarray(x))):
+        link = ShiftBatchNormalization(width)
+        link.kernels = Counted()
+        train_step(link, batch, batch)
+    assert calls == ['forward', 'backward']
 
 
 def test_use_compiled_leaves_chainers_link_and_numpy_alone(monkeypatch):
