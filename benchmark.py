@@ -52,7 +52,8 @@ PROG = os.path.basename(sys.argv[0]) or 'benchmark.py'
 
 FULL = {
     'product': [(m, k, k) for m in (100, 10000) for k in (1024, 4096)],
-    'nets': [(2, 1000), (3, 4096)],
+    'nets': [(recipes.Port, 1000), (recipes.Paper, 4096),
+             (recipes.Torch7, 2048)],
     'batchsizes': [100, 10000],
     'train_units': 1000,
     'train_iterations': 600,
@@ -62,7 +63,7 @@ FULL = {
 # A smoke test of every path, in seconds.
 QUICK = {
     'product': [(100, 256, 256), (300, 65, 130)],
-    'nets': [(2, 100)],
+    'nets': [(recipes.Port, 100), (recipes.Torch7, 100)],
     'batchsizes': [1000],
     'train_units': 100,
     'train_iterations': 10,
@@ -215,10 +216,10 @@ def calibrate(mlp, x):
 
 def bench_inference(device, nets, batchsizes, x, pixels):
     rows = []
-    for n_hidden, n_units in nets:
+    for recipe, n_units in nets:
         numpy.random.seed(0)
-        recipe = recipes.Port if n_hidden == 2 else recipes.Paper
         mlp = recipe.model(n_units).predictor
+        n_hidden = mlp.n_hidden
         mlp.to_device(device)
         calibrate(mlp, x[:1000])
         engine = packed.PackedMLP.from_chain(mlp).to_device(device.xp)

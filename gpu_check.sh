@@ -81,17 +81,21 @@ step() {
 # steps before it leave: the gpu tests alone (-m gpu: the CPU suite runs in
 # CI) are about 25 tests and a dozen first-time kernel compiles; an H200
 # runs a port epoch of the fast path in a second or two, so 20 epochs,
-# start and compiles fit in 90 s; a second port run with --clip binary
+# start and compiles fit in 80 s; a second port run with --clip binary
 # checks that clip's path in 5 epochs; xnor_infer.py is two passes over
 # the test set and a fold; benchmark.py's product, inference and training
-# parts took about a minute on the CPU and should take less on a GPU.
+# parts took about a minute on the CPU and should take less on a GPU; the
+# torch7 preset's 2 epochs (shift-based AdaMax's kernel, the shift-based
+# BatchNormalization and the stochastic activations in CuPy) take seconds.
 step tests 75 "$python" -m pytest -q -rs --require-gpu -m gpu tests
-step port 90 "$python" train_mnist.py --gpu 0 --out "$work/port"
+step port 80 "$python" train_mnist.py --gpu 0 --out "$work/port"
 step xnor-port 40 "$python" xnor_infer.py --gpu 0 \
     --model "$work/port/mlp.model"
-step port-clip-binary 40 "$python" train_mnist.py --gpu 0 --clip binary \
+step port-clip-binary 35 "$python" train_mnist.py --gpu 0 --clip binary \
     --epoch 5 --out "$work/port-clip-binary"
-step benchmark 90 "$python" benchmark.py --gpu 0
+step benchmark 75 "$python" benchmark.py --gpu 0
+step torch7 45 "$python" train_mnist.py --preset torch7 --gpu 0 --epoch 2 \
+    --out "$work/torch7"
 # Its 1000 epochs would take hours: Ctrl-C's path stops it, leaving 45 s
 # for the packed inference of its best model.
 SIGNAL=INT step paper $((deadline - SECONDS - 45)) "$python" train_mnist.py \

@@ -341,7 +341,7 @@ def test_plain_path_trains_the_same_model_and_log(trained, flags):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize('preset', ['port', 'paper'])
+@pytest.mark.parametrize('preset', ['port', 'paper', 'torch7'])
 def test_plain_path_trains_the_same_model_on_the_gpu(data_slice, tmp_path,
                                                      preset):
     fast, plain = tmp_path / 'fast', tmp_path / 'plain'
