@@ -221,6 +221,10 @@ def test_torch7_data_are_normalised_by_the_training_pixels(data_slice):
                                   pixels[len(train):] * scale + shift,
                                   atol=1e-6)
     assert validation._datasets[0].mean() != pytest.approx(0, abs=1e-6)
+    # Torch's std() divides by n - 1: over pixels 0 and 255, 1 / sqrt(2).
+    scale, shift = recipes.Torch7._affine(numpy.array([0., 255.]))
+    assert (scale, shift) == (pytest.approx(2 ** 0.5 / 255),
+                              pytest.approx(-0.5 * 2 ** 0.5))
 
 
 def test_describe_names_the_parts_that_ran():
