@@ -36,7 +36,7 @@ CUDA_STEP = '''
     T a = max(v * beta2, abs(grad));
     int e;
     T f = frexp(a, &e);
-    T r = a == (T)0 ? (T)0
+    T r = a == (T)0 || !isfinite(a) ? a
         : ldexp((double)f < 0.70710678118654752 ? (T)0.5 : (T)1, e);
     v = r + eps;
     param += neg_step * (m / v) * eta;'''

@@ -27,13 +27,16 @@ SQRT_HALF = numpy.sqrt(0.5)
 
 
 def ap2(x):
-    """AP2(x) = sign(x) 2^round(log2 |x|), AP2(0) = 0, in x's dtype."""
+    """AP2(x) = sign(x) 2^round(log2 |x|), AP2(0) = 0, in x's dtype (an
+    infinity or a NaN stays as it is)."""
     xp = backend.get_array_module(x)
     mantissa, exponent = xp.frexp(x)
     magnitude = xp.abs(mantissa).astype(numpy.float64)
     unit = xp.where(magnitude < SQRT_HALF, 0.5, 1.)
     unit = xp.where(mantissa == 0, 0., unit).astype(x.dtype)
-    return xp.ldexp(xp.copysign(unit, x), exponent).astype(x.dtype)
+    with numpy.errstate(over='ignore'):
+        rounded = xp.ldexp(xp.copysign(unit, x), exponent).astype(x.dtype)
+    return xp.where(xp.isfinite(x), rounded, x)
 
 
 class ShiftBatchNormalizationFunction(chainer.function_node.FunctionNode):

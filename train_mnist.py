@@ -126,6 +126,9 @@ def parse_args(argv=None):
     if args.eval_bn == 'batch' and recipe is not recipes.Port:
         parser.error("--eval-bn batch is the port's evaluation; the paper "
                      "evaluates with population statistics")
+    if args.eval_bn == 'batch' and args.binarize == 'stochastic':
+        parser.error('--eval-bn batch evaluates in training mode, where '
+                     '--binarize stochastic would draw the activations')
     return args
 
 

@@ -73,6 +73,7 @@ _SQRT2_FRACTION = 0x3504F4
 # its AP2 back: both exact, powers of two.
 _NORMAL = numpy.float32(2. ** -126)
 _UP, _DOWN = numpy.float32(2. ** 64), numpy.float32(2. ** -64)
+_INF = numpy.float32(numpy.inf)
 
 
 @intrinsic
@@ -99,13 +100,15 @@ def _float(typingctx, bits):
 
 @numba.njit(**_JIT)
 def ap2_positive(x):
-    """AP2(x) of a float32 x >= 0 (shift_batch_normalization.ap2's value),
-    without branches, so that a loop of it vectorises."""
+    """AP2(x) of a float32 x >= 0 (shift_batch_normalization.ap2's value,
+    an infinity or a NaN kept), without branches, so that a loop of it
+    vectorises."""
     subnormal = x < _NORMAL
     bits = _bits(x * _UP if subnormal else x)
     rounded = _float(numpy.int32(
         ((bits >> 23) + ((bits & 0x7FFFFF) >= _SQRT2_FRACTION)) << 23))
-    return rounded * _DOWN if subnormal else rounded
+    rounded = rounded * _DOWN if subnormal else rounded
+    return rounded if x < _INF else x
 
 
 @numba.njit(**_JIT)

@@ -44,6 +44,9 @@ def test_ap2_at_powers_of_two_cut_points_negatives_and_zero(dtype):
     numpy.testing.assert_array_equal(
         ap2(above), [2. ** (k + 1) for k in range(-10, 10)])
     assert ap2(dtype(3)) == 4 and ap2(dtype(-0.2)) == -0.25
+    special = ap2(numpy.array([numpy.inf, -numpy.inf, numpy.nan], dtype))
+    assert list(special[:2]) == [numpy.inf, -numpy.inf]
+    assert numpy.isnan(special[2])
 
 
 def design_forward(x, gamma, beta, eps):

@@ -210,8 +210,14 @@ def test_ctrl_c_in_an_evaluation_waits_for_the_epochs_log(
         return evaluate(*args)
 
     monkeypatch.setattr(fast.FastPath, 'evaluate', interrupted_in_epoch_2)
+    written = []
+    write_together = atomic_file.write_together
+    monkeypatch.setattr(atomic_file, 'write_together', lambda writes: (
+        written.append(len(writes)), write_together(writes)))
     assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16') == 130
     assert 'interrupted after 2 complete epochs\n' in capsys.readouterr().err
+    # Epoch 2's snapshot, already written, is not written again.
+    assert len(written) == 2
     assert [e['epoch'] for e in read_log(tmp_path)] == [1, 2]
     monkeypatch.undo()
     assert run(small_slice, tmp_path, '--epoch', '3', '-u', '16',
@@ -545,6 +551,9 @@ def bad_files(folder):
      'new run there replaces: copy it elsewhere, or give another --out'),
     (['--frequency', '0'],
      'argument --frequency/-f: must be a positive integer, not 0'),
+    (['--eval-bn', 'batch', '--binarize', 'stochastic'],
+     '--eval-bn batch evaluates in training mode, where --binarize '
+     'stochastic would draw the activations'),
 ])
 def test_bad_input_is_one_line_and_harms_nothing(
         data_slice, previous_run, flags, message, monkeypatch, capsys):
@@ -863,9 +872,10 @@ class Killed(BaseException):
     and nothing cleans up."""
 
 
-@pytest.mark.parametrize('cut', ['between renames', 'while writing'])
+@pytest.mark.parametrize('cut,epoch', [
+    ('between renames', 2), ('while writing', 2), ('between renames', 1)])
 def test_a_kill_in_a_snapshot_resumes_as_the_uninterrupted_run(
-        small_slice, trained, tmp_path, monkeypatch, capsys, cut):
+        small_slice, trained, tmp_path, monkeypatch, capsys, cut, epoch):
     flags = ['-e', '3', '-u', '16']
     snapshots = []
     save = snapshot_module.Snapshots.save
@@ -875,10 +885,10 @@ def test_a_kill_in_a_snapshot_resumes_as_the_uninterrupted_run(
         replace(src, dst)
         raise Killed
 
-    def kill_in_epoch_2(self, model, optimizer, log, partial=None,
-                        quiet=False):
+    def kill_in_epoch(self, model, optimizer, log, partial=None,
+                      quiet=False):
         snapshots.append(optimizer.epoch)
-        if optimizer.epoch != 2:
+        if optimizer.epoch != epoch:
             return save(self, model, optimizer, log, partial, quiet)
         if cut == 'between renames':
             monkeypatch.setattr(os, 'replace', killed_after_the_models_rename)
@@ -888,15 +898,18 @@ def test_a_kill_in_a_snapshot_resumes_as_the_uninterrupted_run(
             monkeypatch.setattr(snapshot_module, '_npz', killed_in_a_state)
         save(self, model, optimizer, log, partial, quiet)
 
-    monkeypatch.setattr(snapshot_module.Snapshots, 'save', kill_in_epoch_2)
+    monkeypatch.setattr(snapshot_module.Snapshots, 'save', kill_in_epoch)
     with pytest.raises(Killed):
         run(small_slice, tmp_path, *flags)
     monkeypatch.undo()
     parts = sorted(n for n in os.listdir(tmp_path) if n.endswith('.part'))
     if cut == 'between renames':
         assert parts == ['.mlp.state.part']
-        last = 'finished the snapshot of epoch 2 that the run stopped in'
-        resumed_at = 3
+        # The first snapshot's state is no file yet: only its part.
+        assert (tmp_path / 'mlp.state').exists() == (epoch > 1)
+        last = 'finished the snapshot of epoch {} that the run stopped ' \
+            'in'.format(epoch)
+        resumed_at = epoch + 1
     else:
         assert parts == ['.mlp.model.part', '.mlp.state.part']
         last = ('removed the snapshot that was being written into {} when '

@@ -84,6 +84,8 @@ class Snapshots(object):
         self.out = out
         self.recipe = recipe
         self.best = None
+        # The step count of the last whole-epoch snapshot written.
+        self.saved_at = None
 
     def path(self, name):
         return os.path.join(self.out, name)
@@ -104,6 +106,10 @@ class Snapshots(object):
         (binary_stats.BinaryStats.partial) and the elapsed time, so that the
         epoch resumes at the step it stopped.
         """
+        if (partial is None and self.best is None and
+                self.saved_at == optimizer.t):
+            # A signal after an epoch's snapshot: it is on disk already.
+            return
         signs = {}
         if partial is not None:
             partial = dict(partial)
@@ -127,6 +133,7 @@ class Snapshots(object):
                                     for name in SNAPSHOT_FILES
                                     if name in files])
         self.best = None
+        self.saved_at = optimizer.t if partial is None else None
 
 
 def _npz(arrays):
@@ -316,7 +323,10 @@ def check_paths(args):
         raise UsageError('--dataset-dir {}: no such folder'.format(
             args.dataset_dir))
     for path in (args.initmodel, args.resume):
-        if path and not os.path.exists(path):
+        # A first snapshot cut between its renames: finish_cut finishes it.
+        if path and not os.path.exists(path) and not (
+                path == args.resume and
+                os.path.exists(atomic_file.part_path(path))):
             raise UsageError('{}: no such file'.format(path))
     if args.resume:
         check_folder(args.resume, args.out)

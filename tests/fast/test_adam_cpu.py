@@ -64,7 +64,7 @@ def test_ap2_on_the_bits_is_shift_batch_normalizations_ap2():
     cuts = numpy.arange(1, 254, dtype=numpy.int64) << 23
     bits = numpy.concatenate([
         rng.randint(0, 0x7F000000, 10 ** 6), rng.randint(1, 0x800000, 10 ** 5),
-        numpy.arange(0, 4096), [0x7FFFFF, 0x800000],
+        numpy.arange(0, 4096), [0x7FFFFF, 0x800000, 0x7F800000, 0x7FC00000],
         cuts + 0x3504F3, cuts + 0x3504F4]).astype(numpy.int32)
     x = bits.view(numpy.float32)
     numpy.testing.assert_array_equal(_ap2_each(x), ap2(x))
