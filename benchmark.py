@@ -426,10 +426,11 @@ def print_tables(result):
         print('compiled kernels: first call {:.2f} s (compiling, or loading '
               'the cache); {} threads; XOR-popcount-sum over cached words '
               '{:.1f} Gword/s, of which the product reached up to '
-              '{:.0%}; first layer by {}'.format(
+              '{:.2g}%; first layer by {}'.format(
                   cpu['first_call_s'], cpu['threads'],
                   cpu['ceiling_words_per_s'] / 1e9,
-                  best / cpu['ceiling_words_per_s'], cpu['first_layer']))
+                  100 * best / cpu['ceiling_words_per_s'],
+                  cpu['first_layer']))
     if gpu:
         print('xnor by {}, against float16 and the __popcll kernel'.format(
             result['machine']['xnor_kernel']))

@@ -76,7 +76,10 @@ def plot_ratios(runs, out):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import LogLocator
     from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import NullFormatter
 
     figure, axes = plt.subplots(len(RATIOS), len(runs), squeeze=False,
                                 figsize=(1 + 3.6 * len(runs), 7.5))
@@ -91,11 +94,24 @@ def plot_ratios(runs, out):
             if row == 0:
                 panel.set_title(label)
                 panel.legend(loc='best', fontsize='small')
-                # Flips fall by orders of magnitude as a run settles.
+                # Flips fall by orders of magnitude as a run settles;
+                # ticks in percent, at 1, 2, 3, 5 and 7 of a decade where
+                # the values span less than two, so that they still read.
                 panel.set_yscale('log', nonpositive='mask')
+                values = [v for series in ratios[quantity].values()
+                          for v in series if v > 0]
+                narrow = max(values) < 100 * min(values)
+                panel.yaxis.set_major_locator(LogLocator(
+                    subs=(1, 2, 3, 5, 7) if narrow else (1,)))
+                panel.yaxis.set_minor_formatter(NullFormatter())
+                panel.yaxis.set_major_formatter(FuncFormatter(
+                    lambda value, _: '{:g}%'.format(float('{:.2g}'.format(
+                        100 * value)))))
             if column == 0:
                 panel.set_ylabel('{}\n{}'.format(quantity, meaning))
-            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+            # Whole epochs, one tick at least (a 1-epoch log).
+            panel.xaxis.set_major_locator(
+                MaxNLocator(integer=True, min_n_ticks=1))
             panel.grid(alpha=0.3)
         axes[-1][column].set_xlabel('epoch')
     figure.tight_layout()
@@ -115,7 +131,7 @@ def plot(runs, out):
         axes.plot(range(1, len(accuracies) + 1),
                   [100 * a for a in accuracies], marker='.', label=label)
     axes.set_xlabel('epoch')
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes.set_ylabel('test accuracy (%)')
     axes.grid(alpha=0.3)
     # Below the axes: it covers no point.
@@ -126,7 +142,8 @@ def plot(runs, out):
 
 
 def main(argv=None):
-    parser = cli.OneLineParser(prog=PROG, description=__doc__.split('\n')[0])
+    parser = cli.OneLineParser(
+        prog=PROG, description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('runs', nargs='+', metavar='[LABEL=]FILE',
                         help="a run's log: 'clip all=result/log.json', or "
                         "result/log.json, labelled by its folder's name "
@@ -145,6 +162,8 @@ def main(argv=None):
             label, _, path = run.rpartition('=')
             label = label or default_label(path)
             paths.append(path)
+            if not os.path.isfile(path):
+                raise ValueError('{}: no such file'.format(path))
             if args.ratios:
                 runs.append((label, binary_ratios(path)))
                 continue
@@ -160,6 +179,7 @@ def main(argv=None):
             TypeError) as e:
         print('{}: error: {}'.format(PROG, e), file=sys.stderr)
         return 1
+    print('wrote', out)
     return 0
 
 

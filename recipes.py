@@ -27,6 +27,7 @@ import net
 from shift_adamax import ShiftAdaMax
 from shift_batch_normalization import ShiftBatchNormalization
 from squared_hinge import squared_hinge
+from utils.cli import plural
 from weight_clip import WeightClip
 
 # The flags that choose the paper's parts on any preset, and their words in
@@ -140,13 +141,13 @@ class Recipe(object):
         words."""
         widths = [784] + [n_units] * cls.n_hidden + [10]
         parts = [BN[bn or cls.bn], BINARIZE[binarize or cls.binarize]]
-        return '--preset {}: {}{}, {}, {}{} {} over {} epochs'.format(
+        return '--preset {}: {}{}, {}, {}{} {} over {}'.format(
             cls.name, '-'.join(map(str, widths)),
             ' with dropout' if cls.hidden_dropout else '',
             cls.lossfun.__name__.replace('_', ' '),
             ''.join(part + ', ' for part in parts if part),
             OPTIMIZERS[optimizer or cls.optimizer_name], cls.schedule,
-            n_epochs)
+            plural(n_epochs, 'epoch'))
 
 
 class Port(Recipe):

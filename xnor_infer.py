@@ -123,15 +123,17 @@ def infer(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        return infer(args)
-    except (cli.UsageError, mnist.MnistError, safe_npz.LoadError,
-            packed.PackedError) as e:
-        message = str(e)
-    except OSError as e:
-        message = 'cannot write {}: {}'.format(args.save, e.strerror or e)
-    print('{}: error: {}'.format(PROG, message), file=sys.stderr)
-    return 1
+    # A reader that closes the pipe (| head) ends the output, not in error.
+    with cli.console_may_close():
+        try:
+            return infer(args)
+        except (cli.UsageError, mnist.MnistError, safe_npz.LoadError,
+                packed.PackedError) as e:
+            message = str(e)
+        except OSError as e:
+            message = 'cannot write {}: {}'.format(args.save, e.strerror or e)
+        print('{}: error: {}'.format(PROG, message), file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

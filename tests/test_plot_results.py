@@ -74,10 +74,43 @@ def test_a_bare_log_json_is_labelled_by_its_folder_and_drawn_beside_it(
     assert plot_results.default_label(PORT_LOG) == 'port_log'
 
 
-def test_help_shows_an_example(capsys):
+def test_help_shows_an_example_and_a_whole_sentence(capsys):
     with pytest.raises(SystemExit):
         plot_results.main(['--help'])
-    assert "'clip all=result/log.json'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "'clip all=result/log.json'" in out
+    assert ('Draws the test accuracy per epoch of several runs in one '
+            'figure, or, with --ratios,') in ' '.join(out.split())
+
+
+def test_says_where_the_figure_went_and_names_a_missing_log(tmp_path,
+                                                            capsys):
+    pytest.importorskip('matplotlib')
+    out = tmp_path / 'a.png'
+    assert plot_results.main(['-o', str(out), 'port=' + PORT_LOG]) == 0
+    assert capsys.readouterr().out == 'wrote {}\n'.format(out)
+    assert plot_results.main(['nope.json']) == 1
+    assert capsys.readouterr().err.endswith(
+        ': error: nope.json: no such file\n')
+
+
+def test_a_one_epoch_log_has_whole_epoch_ticks(tmp_path, monkeypatch):
+    pytest.importorskip('matplotlib')
+    import matplotlib.figure
+    ticks = []
+    savefig = matplotlib.figure.Figure.savefig
+
+    def recording(figure, *args, **kwargs):
+        savefig(figure, *args, **kwargs)
+        for axes in figure.axes:
+            ticks.append([t for t in axes.get_xticks()
+                          if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]])
+
+    monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', recording)
+    one = ratios_log(tmp_path / 'log.json', n_epochs=1)
+    assert plot_results.main(['-o', str(tmp_path / 'a.png'), one]) == 0
+    assert plot_results.main(['--ratios', one]) == 0
+    assert ticks and all(t == [1.] for t in ticks)
 
 
 def ratios_log(path, n_epochs=3):

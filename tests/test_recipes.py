@@ -236,3 +236,4 @@ def test_describe_names_the_parts_that_ran():
         '--preset paper: 784-16-16-16-10 with dropout, squared hinge, '
         'shift-based BatchNormalization, Adam from 3e-3 down to 3e-7 over 4 '
         'epochs')
+    assert recipes.Port.describe(16, 1).endswith('Adam at 0.001 over 1 epoch')

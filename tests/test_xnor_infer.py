@@ -179,3 +179,16 @@ def test_torch7_preset_net_with_shift_based_bn_agrees(
     equal, images, _ = agreement(out)
     assert images == 10000 and equal >= images - FEW
     assert_exact(tmp_path / 'mlp_best.model')
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_output_quietly(trained):
+    # ./xnor_infer.py -m result/mlp.model | head -1
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, '--model', str(trained)], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert first.startswith('model: ')
+    assert process.returncode == 0
+    assert err == ''
