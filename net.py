@@ -81,6 +81,13 @@ class MnistMLP(chainer.Chain):
                 h = F.dropout(h, self.hidden_dropout)
         return bn(linear(h))
 
+    def draws(self):
+        """Whether training draws random numbers (dropout, stochastic
+        activations): train_mnist.py seeds them at each step, the cost of a
+        step of a small net where nothing is drawn."""
+        return bool(self.input_dropout or self.hidden_dropout or
+                    self.activation is stochastic_bst)
+
     def ternary_input_links(self):
         """The layers whose input is in {-c, 0, +c} with c a power of two:
         sign() of the layer before, not dropped out, or dropped out at a

@@ -178,9 +178,10 @@ class PlainPath(object):
 
 
 def dropout_seeded(batches, device, seed, epoch, first):
-    """``batches``, numbered from ``first``, each after seeding dropout's
-    generator from (seed, epoch, its number): an epoch resumed at any step
-    draws the masks the uninterrupted run drew."""
+    """``batches``, numbered from ``first``, each after seeding the
+    generator that dropout and stochastic activations draw from, from (seed,
+    epoch, its number): an epoch resumed at any step draws the masks and
+    activations the uninterrupted run drew."""
     for step, batch in enumerate(batches, first):
         derived = numpy.random.RandomState([seed, epoch, step]).randint(
             2 ** 31)
@@ -295,9 +296,11 @@ def train(args):
             rate = recipe.learning_rate(epoch, args.epoch)
             if rate is not None:
                 optimizer.alpha = rate
-            batches = interrupts.between(dropout_seeded(
-                path.batches(train_data, epoch, means.batches), device,
-                args.seed, epoch, means.batches))
+            batches = path.batches(train_data, epoch, means.batches)
+            if model.predictor.draws():
+                batches = dropout_seeded(batches, device, args.seed, epoch,
+                                         means.batches)
+            batches = interrupts.between(batches)
             first = epoch == 1 and means.batches == 0
             with stats:
                 loss, accuracy = run_epoch(model, path.step, batches,

@@ -104,3 +104,10 @@ def test_dropout_only_in_training():
     y1, y2 = model(x).array, model(x).array
     assert not numpy.array_equal(y1, y2)
     assert not numpy.array_equal(y1, plain(x).array)
+
+
+def test_a_net_draws_where_it_drops_out_or_binarizes_at_random():
+    assert not MnistMLP(6, 4, 3).draws()
+    assert MnistMLP(6, 4, 3, input_dropout=0.2).draws()
+    assert MnistMLP(6, 4, 3, hidden_dropout=0.5).draws()
+    assert MnistMLP(6, 4, 3, stochastic=True).draws()
