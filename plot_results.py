@@ -13,7 +13,9 @@ file. RESULTS.md's figure is drawn with
 
 With --ratios each run is a log.json that holds them (binary_stats.py): a
 column of three panels, flip, clip and pass ratio per epoch, a line per
-layer.
+layer. With --table1 the figure is Table 1's: each run's test error per
+epoch on a log scale, beside the paper's MNIST figures (BNN Theano 0.96%,
+BNN Torch7 1.40%) and the port's README one (2.34% at epoch 20) as lines.
 """
 import json
 import os
@@ -27,6 +29,11 @@ PROG = os.path.basename(sys.argv[0]) or 'plot_results.py'
 # Beside a run's log, the name that train_mnist.py's accuracy.png leaves.
 DEFAULT_OUT = 'test_accuracy.png'
 RATIOS_OUT = 'binary_ratios.png'
+TABLE1_OUT = 'table1.png'
+# Table 1's MNIST test errors, and the port's README log's last epoch.
+TABLE1 = (('paper, BNN (Theano), 1000 epochs', 0.0096),
+          ('paper, BNN (Torch7)', 0.0140),
+          ("the port's README log, epoch 20", 1 - 0.9766))
 _TEST_LINE = re.compile(r'test  mean loss=\S+, accuracy=(\S+)$')
 RATIOS = (('flip_ratio', 'sign(W) flipped in the epoch'),
           ('clip_ratio', '|W| at the clip (>= 1)'),
@@ -141,6 +148,39 @@ def plot(runs, out):
     plt.close(figure)
 
 
+def plot_table1(runs, out):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import LogLocator
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import NullFormatter
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.8), layout='constrained')
+    for label, accuracies in runs:
+        axes.plot(range(1, len(accuracies) + 1),
+                  [100 * (1 - a) for a in accuracies], marker='.',
+                  markersize=3, label=label)
+    for (label, error), style in zip(TABLE1, ('--', '-.', ':')):
+        axes.axhline(100 * error, color='black', linestyle=style,
+                     linewidth=1, label='{} ({:.2f}%)'.format(
+                         label, 100 * error))
+    axes.set_yscale('log')
+    axes.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5, 7)))
+    axes.yaxis.set_minor_formatter(NullFormatter())
+    axes.yaxis.set_major_formatter(FuncFormatter(
+        lambda value, _: '{:g}%'.format(float('{:.2g}'.format(value)))))
+    axes.set_xlabel('epoch')
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes.set_ylabel('test error')
+    axes.grid(alpha=0.3, which='both')
+    figure.legend(loc='outside lower center', ncols=2, fontsize='small')
+    with atomic_file.open_for_write(out) as f:
+        figure.savefig(f, format='png', dpi=100)
+    plt.close(figure)
+
+
 def main(argv=None):
     parser = cli.OneLineParser(
         prog=PROG, description=' '.join(__doc__.split('\n\n')[0].split()))
@@ -150,11 +190,15 @@ def main(argv=None):
                         "(result)")
     parser.add_argument('--out', '-o',
                         help='The PNG file to write (default: {} beside the '
-                        'first log, {} with --ratios)'.format(
-                            DEFAULT_OUT, RATIOS_OUT))
-    parser.add_argument('--ratios', action='store_true',
+                        'first log, {} with --ratios, {} with --table1)'
+                        .format(DEFAULT_OUT, RATIOS_OUT, TABLE1_OUT))
+    figure = parser.add_mutually_exclusive_group()
+    figure.add_argument('--ratios', action='store_true',
                         help="Draw the binary layers' flip, clip and pass "
                         "ratios of each run (from its log.json) instead")
+    figure.add_argument('--table1', action='store_true',
+                        help="Draw each run's test error (log scale) beside "
+                        "Table 1's MNIST figures instead")
     args = parser.parse_args(argv)
     runs, paths = [], []
     try:
@@ -172,9 +216,11 @@ def main(argv=None):
                 raise ValueError('{} holds no test accuracy'.format(path))
             runs.append((label, accuracies))
         out = args.out or os.path.join(
-            os.path.dirname(paths[0]),
-            RATIOS_OUT if args.ratios else DEFAULT_OUT)
-        (plot_ratios if args.ratios else plot)(runs, out)
+            os.path.dirname(paths[0]), RATIOS_OUT if args.ratios else
+            TABLE1_OUT if args.table1 else DEFAULT_OUT)
+        draw = (plot_ratios if args.ratios else plot_table1 if args.table1
+                else plot)
+        draw(runs, out)
     except (ImportError, OSError, ValueError, KeyError, IndexError,
             TypeError) as e:
         print('{}: error: {}'.format(PROG, e), file=sys.stderr)

@@ -160,3 +160,36 @@ def test_an_old_log_without_ratios_is_one_line(tmp_path, capsys):
                               'port=' + PORT_LOG]) == 1
     assert capsys.readouterr().err == '{}: error: {} is not a {}\n'.format(
         plot_results.PROG, PORT_LOG, 'log.json')
+
+
+def test_table1_draws_test_errors_beside_the_papers_figures(tmp_path,
+                                                            monkeypatch):
+    pytest.importorskip('matplotlib')
+    import matplotlib.figure
+    drawn = {}
+    savefig = matplotlib.figure.Figure.savefig
+
+    def recording(figure, *args, **kwargs):
+        savefig(figure, *args, **kwargs)
+        axes, = figure.axes
+        drawn['scale'] = axes.get_yscale()
+        drawn['lines'] = [(line.get_label(), list(line.get_ydata()))
+                          for line in axes.get_lines()]
+
+    monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', recording)
+    run = tmp_path / 'run' / 'log.json'
+    run.parent.mkdir()
+    run.write_text(json.dumps([
+        {'epoch': 1, 'validation/main/accuracy': .9,
+         'test/main/accuracy': .98},
+        {'epoch': 2, 'validation/main/accuracy': .9,
+         'test/main/accuracy': .99}]))
+    assert plot_results.main(['--table1', 'paper=' + str(run)]) == 0
+    assert (run.parent / 'table1.png').read_bytes()[:4] == b'\x89PNG'
+    assert drawn['scale'] == 'log'
+    label, errors = drawn['lines'][0]
+    assert label == 'paper' and errors == pytest.approx([2., 1.])
+    assert [(label, errors[0]) for label, errors in drawn['lines'][1:]] == [
+        ('paper, BNN (Theano), 1000 epochs (0.96%)', pytest.approx(0.96)),
+        ('paper, BNN (Torch7) (1.40%)', pytest.approx(1.40)),
+        ("the port's README log, epoch 20 (2.34%)", pytest.approx(2.34))]
