@@ -616,6 +616,9 @@ def test_an_interrupt_at_a_random_step_resumes_as_the_uninterrupted_run(
     broken = tmp_path / 'broken'
     flags = ['-e', '2', '-u', '16'] + flags
     straight = trained(*flags)
+    # As a terminal's session starts it, whatever ran the tests (nohup, a
+    # CI runner) did to the signal: an ignored SIGHUP stays ignored.
+    monkeypatch.setattr(signal, 'getsignal', lambda signum: signal.SIG_DFL)
     # The paper preset's 1,667 images make 17 batches an epoch.
     epoch, index = 1 + numpy.random.RandomState(len(flags)).randint(
         2), numpy.random.RandomState(16 + len(flags) + signum).randint(1, 17)
@@ -674,13 +677,15 @@ def test_a_partial_epoch_resumes_only_with_its_batchsize(
 
 
 def start_script(*args, cwd):
-    """train_mnist.py in a process of its own, as a shell starts it; the
+    """train_mnist.py in a process of its own, as a shell in a terminal
+    starts it (SIGHUP not ignored, whatever ran the tests did to it); the
     printed resume command names this Python, the venv not being active."""
     env = dict(os.environ)
     env.pop('VIRTUAL_ENV', None)
-    return subprocess.Popen([sys.executable, SCRIPT] + list(args), cwd=cwd,
-                            env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, SCRIPT] + list(args), cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
 
 
 def interrupt_once_training(process, out):
@@ -1031,6 +1036,7 @@ def test_sigterm_and_sighup_save_and_exit_as_a_shell_expects(
 
 def test_sighup_ignored_as_under_nohup_stays_ignored():
     handler = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         interrupts = snapshot_module.Interrupts()
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
@@ -1039,6 +1045,7 @@ def test_sighup_ignored_as_under_nohup_stays_ignored():
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGHUP, handler)
+        signal.signal(signal.SIGTERM, term)
 
 
 def test_a_new_run_replaces_the_run_in_its_folder(small_slice, trained,
