@@ -17,18 +17,25 @@ _JIT = {'cache': True, 'nogil': True, 'boundscheck': False,
 
 
 @numba.njit(**_JIT)
+def column_means(x, mean):
+    """mean[j] = the sum of x[:, j] over the rows, in NumPy's order, / M."""
+    m, n = x.shape
+    mean[:] = 0
+    for i in range(m):
+        for j in range(n):
+            mean[j] += x[i, j]
+    for j in range(n):
+        mean[j] = mean[j] / numpy.float32(m)
+
+
+@numba.njit(**_JIT)
 def forward(x, gamma, beta, eps, mean, var, inv_std, y):
     """mu = mean(x), sigma^2 = mean((x - mu)^2) over the rows, inv_std =
     1 / sqrt(sigma^2 + eps) and y = ((x - mu) inv_std) gamma + beta, into
     mean, var, inv_std and y; eps is float32, as NumPy casts it."""
     m, n = x.shape
     rows = numpy.float32(m)
-    mean[:] = 0
-    for i in range(m):
-        for j in range(n):
-            mean[j] += x[i, j]
-    for j in range(n):
-        mean[j] = mean[j] / rows
+    column_means(x, mean)
     var[:] = 0
     for i in range(m):
         for j in range(n):

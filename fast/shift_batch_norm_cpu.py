@@ -14,6 +14,7 @@ import numba
 import numpy
 
 from fast.adam_cpu import ap2_positive
+from fast.batch_norm_cpu import column_means
 
 _JIT = {'cache': True, 'nogil': True, 'boundscheck': False,
         'error_model': 'numpy'}
@@ -34,12 +35,8 @@ def forward(x, gamma, beta, eps, mean, inv_std, scale, gamma_ap2, rounded,
     y. eps is float32, as NumPy casts it."""
     m, n = x.shape
     rows = numpy.float32(m)
-    mean[:] = 0
-    for i in range(m):
-        for j in range(n):
-            mean[j] += x[i, j]
+    column_means(x, mean)
     for j in range(n):
-        mean[j] = mean[j] / rows
         gamma_ap2[j] = _ap2(gamma[j])
     inv_std[:] = 0
     for i in range(m):

@@ -72,12 +72,9 @@ def test_compiled_is_chainers_numpy_code_bit_for_bit(kind, rows, width):
                 err_msg='array %d' % k)
 
 
-@pytest.fixture
-def kernel_calls(monkeypatch):
-    """The names of the kernels called, as they run."""
-    calls = []
-    kernels = batch_norm.compiled()
-
+def counted(kernels, calls):
+    """``kernels``' forward and backward, each call's name added to
+    ``calls``."""
     class Counted(object):
         def forward(self, *args):
             calls.append('forward')
@@ -86,8 +83,15 @@ def kernel_calls(monkeypatch):
         def backward(self, *args):
             calls.append('backward')
             kernels.backward(*args)
+    return Counted()
 
-    monkeypatch.setattr(batch_norm, 'compiled', Counted)
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """The names of the kernels called, as they run."""
+    calls = []
+    kernels = counted(batch_norm.compiled(), calls)
+    monkeypatch.setattr(batch_norm, 'compiled', lambda: kernels)
     return calls
 
 
@@ -139,24 +143,14 @@ def test_use_compiled_sets_the_shift_based_links_kernels():
     assert output.impl_selector is batch_norm.select
 
 
-def test_shift_kernels_run_on_a_float32_batch_of_rows_only(monkeypatch):
+def test_shift_kernels_run_on_a_float32_batch_of_rows_only():
     calls = []
-    kernels = batch_norm.compiled_shift()
-
-    class Counted(object):
-        def forward(self, *args):
-            calls.append('forward')
-            kernels.forward(*args)
-
-        def backward(self, *args):
-            calls.append('backward')
-            kernels.backward(*args)
-
+    kernels = counted(batch_norm.compiled_shift(), calls)
     x = numpy.random.RandomState(0).randn(4, 6).astype(numpy.float32)
     for width, batch in ((6, x), (1, x[:, :1].copy()),
                          (6, numpy.asfortranarray(x))):
         link = ShiftBatchNormalization(width)
-        link.kernels = Counted()
+        link.kernels = kernels
         train_step(link, batch, batch)
     assert calls == ['forward', 'backward']
 
