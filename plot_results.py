@@ -79,14 +79,25 @@ def binary_ratios(path):
     return ratios
 
 
+def percent_log_axis(axis, subs, percent_per_unit):
+    """A log-scaled y axis labelled in percent (``percent_per_unit`` times
+    its values) at ``subs`` of each decade, its minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import LogLocator
+    from matplotlib.ticker import NullFormatter
+
+    axis.set_major_locator(LogLocator(subs=subs))
+    axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(
+        lambda value, _: '{:g}%'.format(float('{:.2g}'.format(
+            percent_per_unit * value)))))
+
+
 def plot_ratios(runs, out):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    from matplotlib.ticker import LogLocator
     from matplotlib.ticker import MaxNLocator
-    from matplotlib.ticker import NullFormatter
 
     figure, axes = plt.subplots(len(RATIOS), len(runs), squeeze=False,
                                 figsize=(1 + 3.6 * len(runs), 7.5))
@@ -108,12 +119,8 @@ def plot_ratios(runs, out):
                 values = [v for series in ratios[quantity].values()
                           for v in series if v > 0]
                 narrow = max(values) < 100 * min(values)
-                panel.yaxis.set_major_locator(LogLocator(
-                    subs=(1, 2, 3, 5, 7) if narrow else (1,)))
-                panel.yaxis.set_minor_formatter(NullFormatter())
-                panel.yaxis.set_major_formatter(FuncFormatter(
-                    lambda value, _: '{:g}%'.format(float('{:.2g}'.format(
-                        100 * value)))))
+                percent_log_axis(panel.yaxis,
+                                 (1, 2, 3, 5, 7) if narrow else (1,), 100)
             if column == 0:
                 panel.set_ylabel('{}\n{}'.format(quantity, meaning))
             # Whole epochs, one tick at least (a 1-epoch log).
@@ -152,10 +159,7 @@ def plot_table1(runs, out):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    from matplotlib.ticker import LogLocator
     from matplotlib.ticker import MaxNLocator
-    from matplotlib.ticker import NullFormatter
 
     figure, axes = plt.subplots(figsize=(7.5, 4.8), layout='constrained')
     for label, accuracies in runs:
@@ -167,10 +171,7 @@ def plot_table1(runs, out):
                      linewidth=1, label='{} ({:.2f}%)'.format(
                          label, 100 * error))
     axes.set_yscale('log')
-    axes.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5, 7)))
-    axes.yaxis.set_minor_formatter(NullFormatter())
-    axes.yaxis.set_major_formatter(FuncFormatter(
-        lambda value, _: '{:g}%'.format(float('{:.2g}'.format(value)))))
+    percent_log_axis(axes.yaxis, (1, 2, 3, 5, 7), 1)
     axes.set_xlabel('epoch')
     axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes.set_ylabel('test error')

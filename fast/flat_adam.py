@@ -221,19 +221,16 @@ class FlatAdam(object):
             self.v[...] = ap2(self.v)
             self.v += hp.eps
             step = -self.rules[0].step * (self.m / self.v)
-            for part, _, _, eta in self.groups:
-                step[part] *= eta
-            self.param += step
-            self._clip('post')
-            self._binarize()
-            return
-        # AdamRule.update_core_cpu's operations in its order, on all at once.
-        self.m += (1.0 - hp.beta1) * (self.grad - self.m)
-        self.v += (1.0 - hp.beta2) * (self.grad * self.grad - self.v)
-        step = self.optimizer.alpha_t / (numpy.sqrt(self.v) + hp.eps)
-        step *= self.m
-        for part, _, _, eta in self.groups:
-            step[part] *= -eta
+            etas = [eta for _, _, _, eta in self.groups]
+        else:
+            # AdamRule.update_core_cpu's operations in its order.
+            self.m += (1.0 - hp.beta1) * (self.grad - self.m)
+            self.v += (1.0 - hp.beta2) * (self.grad * self.grad - self.v)
+            step = self.optimizer.alpha_t / (numpy.sqrt(self.v) + hp.eps)
+            step *= self.m
+            etas = [-eta for _, _, _, eta in self.groups]
+        for (part, _, _, _), eta in zip(self.groups, etas):
+            step[part] *= eta
         self.param += step
         self._clip('post')
         self._binarize()

@@ -80,15 +80,18 @@ def test_packed_path_agrees_on_all_10000_test_images(trained, tmp_path,
     assert_exact(trained)
 
 
-def test_paper_preset_net_with_signed_inputs_agrees(small_slice, tmp_path,
-                                                    capsys):
+# The paper's signed inputs; torch7's normalised ones and shift-based
+# BatchNormalization.
+@pytest.mark.parametrize('preset', ['paper', 'torch7'])
+def test_a_presets_net_with_a_validation_split_agrees(small_slice, tmp_path,
+                                                      capsys, preset):
     assert train_mnist.main(['--dataset-dir', small_slice, '--out',
                              str(tmp_path), '--unit', '100', '--epoch', '1',
-                             '--noplot', '--preset', 'paper']) == 0
+                             '--noplot', '--preset', preset]) == 0
     # The model names its recipe: no --preset to repeat.
     assert xnor_infer.main(['--model', str(tmp_path / 'mlp_best.model')]) == 0
     out = capsys.readouterr().out
-    assert '3 hidden layers of 100 units' in out
+    assert '(--preset {}, 3 hidden layers of 100 units)'.format(preset) in out
     equal, images, _ = agreement(out)
     assert images == 10000 and equal >= images - FEW
     assert_exact(tmp_path / 'mlp_best.model')
@@ -166,19 +169,6 @@ def test_clocks_start_after_the_warm_up_has_finished(trained, monkeypatch,
     assert xnor_infer.main(['--model', str(trained)]) == 0
     # Warm-up, then each path timed until its work is done.
     assert events == ['sync'] + ['clock', 'sync', 'clock'] * 2
-
-
-def test_torch7_preset_net_with_shift_based_bn_agrees(
-        small_slice, tmp_path, capsys):
-    assert train_mnist.main(['--dataset-dir', small_slice, '--out',
-                             str(tmp_path), '--unit', '100', '--epoch', '1',
-                             '--noplot', '--preset', 'torch7']) == 0
-    assert xnor_infer.main(['--model', str(tmp_path / 'mlp_best.model')]) == 0
-    out = capsys.readouterr().out
-    assert '(--preset torch7, 3 hidden layers of 100 units)' in out
-    equal, images, _ = agreement(out)
-    assert images == 10000 and equal >= images - FEW
-    assert_exact(tmp_path / 'mlp_best.model')
 
 
 def test_a_reader_that_closes_the_pipe_ends_the_output_quietly(trained):
