@@ -17,7 +17,11 @@
    products the step cannot avoid, x . W_b^T and gy^T . x for each layer
    and gy . W_b for each but the first, timed alone; and the snapshot that
    --frequency writes (the model, its state and the best model, into a
-   folder made in the current one), against an epoch of those steps.
+   folder made in the current one), against an epoch of those steps;
+5. the same step in PyTorch (torch_peer.py, the port's net and the paper's
+   written the usual PyTorch way), against PyTorch's own float32 products
+   of that step and this package's fast step, on the CPU, where torch
+   imports (requirements-torch.txt); one line says why where not.
 
 Prints a table per part and, last, one JSON line with every figure.
 """
@@ -50,6 +54,16 @@ from utils import snapshot
 
 PROG = os.path.basename(sys.argv[0]) or 'benchmark.py'
 
+# Seconds slept after each run of the PyTorch part. When a call returns,
+# OpenBLAS's threads spin (yielding) for about 0.1 s and torch's OpenMP
+# threads (not yielding) for milliseconds, on the cores the next run needs,
+# whichever process they are in: on 2 cores shared with a training run,
+# the port's fast step right after a PyTorch step in another process took
+# a median 159 ms, 96 ms after a 0.1 s pause, 89 ms after its own step and
+# the pause. A subprocess for torch would not help; the pause lets each
+# run, of either side, start on idle cores.
+TORCH_PAUSE = 0.2
+
 FULL = {
     'product': [(m, k, k) for m in (100, 10000) for k in (1024, 4096)],
     'nets': [(recipes.Port, 1000), (recipes.Paper, 4096),
@@ -59,6 +73,8 @@ FULL = {
     'train_iterations': 600,
     'steps': [(recipes.Port, 1000), (recipes.Paper, 4096),
               (recipes.Torch7, 2048)],
+    'torch': [(recipes.Port, 1000), (recipes.Paper, 4096)],
+    'torch_pause': TORCH_PAUSE,
 }
 # A smoke test of every path, in seconds.
 QUICK = {
@@ -69,6 +85,8 @@ QUICK = {
     'train_iterations': 10,
     'steps': [(recipes.Port, 100), (recipes.Paper, 100),
               (recipes.Torch7, 100)],
+    'torch': [(recipes.Port, 100), (recipes.Paper, 100)],
+    'torch_pause': 0.,
 }
 
 
@@ -108,10 +126,12 @@ def best_time(run, xp, min_total=1., max_repeat=5):
     return min(times)
 
 
-def interleaved(runs, xp, min_total=3., min_rounds=5, max_rounds=30):
+def interleaved(runs, xp, min_total=3., min_rounds=5, max_rounds=30,
+                pause=0.):
     """The shortest time of each of ``runs`` (name: function), run in turn
     for a few rounds after one to warm up: on a shared machine each sees
-    the same spells of load."""
+    the same spells of load. ``pause``: seconds slept, untimed, after each
+    run."""
     times = {name: [] for name in runs}
     for rounds in range(max_rounds + 1):
         for name, run in runs.items():
@@ -119,6 +139,8 @@ def interleaved(runs, xp, min_total=3., min_rounds=5, max_rounds=30):
             run()
             cli.synchronize(xp)
             times[name].append(time.perf_counter() - start)
+            if pause:
+                time.sleep(pause)
         # The first round warms up: it is not counted.
         total = sum(sum(t[1:]) for t in times.values())
         if rounds >= min_rounds and total >= min_total:
@@ -272,18 +294,26 @@ def bench_training(device, n_units, iterations, train):
             'ratio': result['binary'] / result['float']}
 
 
+def yardstick_arrays(sizes, batchsize, seed=0):
+    """(x, W_b, gy) per layer of the net of layer ``sizes``, float32, a
+    step's shapes, W_b of +-1."""
+    rng = numpy.random.RandomState(seed)
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        x, gy = (rng.uniform(-1, 1, (batchsize, n)).astype(numpy.float32)
+                 for n in (n_in, n_out))
+        W_b = numpy.where(rng.rand(n_out, n_in) < .5, 1, -1).astype(
+            numpy.float32)
+        layers.append((x, W_b, gy))
+    return layers
+
+
 def yardstick(device, sizes, batchsize, seed=0):
     """A function running the float32 products of a step of the net of
     layer ``sizes``: per layer x . W_b^T, gy^T . x and, but for the first
     layer, gy . W_b, on +-1 weights, as BinaryLinearFunction runs them."""
-    rng = numpy.random.RandomState(seed)
-    layers = []
-    for n_in, n_out in zip(sizes, sizes[1:]):
-        x, gy = (device.send(rng.uniform(-1, 1, (batchsize, n)).astype(
-            numpy.float32)) for n in (n_in, n_out))
-        W_b = device.send(numpy.where(rng.rand(n_out, n_in) < .5, 1, -1)
-                          .astype(numpy.float32))
-        layers.append((x, W_b, gy))
+    layers = [tuple(device.send(a) for a in layer)
+              for layer in yardstick_arrays(sizes, batchsize, seed)]
 
     def products():
         xp = device.xp
@@ -295,6 +325,44 @@ def yardstick(device, sizes, batchsize, seed=0):
     return products
 
 
+def torch_yardstick(torch, sizes, batchsize, seed=0):
+    """yardstick's products on its arrays, by torch.matmul, on the CPU."""
+    layers = [tuple(torch.from_numpy(a) for a in layer)
+              for layer in yardstick_arrays(sizes, batchsize, seed)]
+
+    def products():
+        for k, (x, W_b, gy) in enumerate(layers):
+            torch.matmul(x, W_b.T)
+            torch.matmul(gy.T, x)
+            if k:
+                torch.matmul(gy, W_b)
+    return products
+
+
+def step_batch(recipe, train, device, batchsize):
+    """The first ``batchsize`` training images and labels, on ``device``,
+    the images as ``recipe``'s net takes them."""
+    x, t = convert.concat_examples(train[:batchsize], device)
+    if recipe.signed_input:
+        x = 2 * x - 1
+    return x, t
+
+
+def recipe_model(recipe, n_units, device):
+    """``recipe``'s model, seeded, on ``device``, and its optimizer."""
+    numpy.random.seed(0)
+    model = recipe.model(n_units)
+    model.to_device(device)
+    return model, recipe.optimizer(model, recipe.clip)
+
+
+def fast_step(recipe, model, optimizer):
+    """The fast path's FlatAdam, stepping ``model`` as ``recipe`` does."""
+    return fast.make_step(model, optimizer,
+                          recipes.clipped_params(model, recipe.clip),
+                          recipe.clip_timing)
+
+
 def bench_steps(device, nets, train):
     """Seconds of one training step (batch 100) of each recipe's net, by the
     fast path and by Chainer's optimizer with its hooks and type checks
@@ -302,20 +370,10 @@ def bench_steps(device, nets, train):
     batchsize = 100
     rows = []
     for recipe, n_units in nets:
-        x, t = convert.concat_examples(train[:batchsize], device)
-        if recipe.signed_input:
-            x = 2 * x - 1
-        models = []
-        for _ in range(2):
-            numpy.random.seed(0)
-            model = recipe.model(n_units)
-            model.to_device(device)
-            models.append((model, recipe.optimizer(model, recipe.clip)))
-        (fast_model, optimizer), (plain_model, plain) = models
-        adam = fast.make_step(
-            fast_model, optimizer,
-            recipes.clipped_params(fast_model, recipe.clip),
-            recipe.clip_timing)
+        x, t = step_batch(recipe, train, device, batchsize)
+        (fast_model, optimizer), (plain_model, plain) = (
+            recipe_model(recipe, n_units, device) for _ in range(2))
+        adam = fast_step(recipe, fast_model, optimizer)
         sizes = [784] + [n_units] * recipe.n_hidden + [10]
         times = interleaved({
             'fast_s': lambda: adam.update(fast_model, x, t),
@@ -333,6 +391,71 @@ def bench_steps(device, nets, train):
             row['epoch_steps'] * row['fast_s'])
         rows.append(row)
     return rows
+
+
+def load_torch_peer(device):
+    """(torch_peer, None), or (None, the line that says why the PyTorch part
+    is skipped): it runs on the CPU, where torch imports."""
+    if device.xp is not numpy:
+        return None, 'the same step in PyTorch: skipped, on the CPU only'
+    try:
+        import torch_peer
+    # A torch whose shared libraries do not load raises OSError.
+    except (ImportError, OSError) as e:
+        return None, ('the same step in PyTorch: skipped, torch does not '
+                      'import ({}); pip install -r requirements-torch.txt '
+                      'adds it'.format(e))
+    return torch_peer, None
+
+
+def bench_torch(torch_peer, nets, train, pause):
+    """Seconds of one training step (batch 100) of each recipe's net written
+    in PyTorch (torch_peer), of PyTorch's float32 products of that step
+    (yardstick's, by torch.matmul) and of this package's fast step, in
+    turn, ``pause`` seconds apart, on the CPU; with torch's version and
+    threads."""
+    torch = torch_peer.torch
+    device = chainer.get_device('@numpy')
+    batchsize = 100
+    rows = []
+    for recipe, n_units in nets:
+        x, t = step_batch(recipe, train, device, batchsize)
+        model, optimizer = recipe_model(recipe, n_units, device)
+        adam = fast_step(recipe, model, optimizer)
+        torch.manual_seed(0)
+        step = torch_peer.Step(recipe, torch_peer.MnistMLP(recipe, n_units))
+        # As a DataLoader gives them: the labels int64, as PyTorch's losses
+        # take them.
+        x_torch, t_torch = torch.from_numpy(x), torch.from_numpy(t).long()
+        sizes = [784] + [n_units] * recipe.n_hidden + [10]
+        times = interleaved({
+            'torch_s': lambda: step(x_torch, t_torch),
+            'products_s': torch_yardstick(torch, sizes, batchsize),
+            'fast_s': lambda: adam.update(model, x, t)}, numpy, pause=pause)
+        row = dict({'net': recipe.name, 'hidden': recipe.n_hidden,
+                    'units': n_units, 'batch': batchsize}, **times)
+        row['torch_fast_ratio'] = row['torch_s'] / row['fast_s']
+        row['torch_ratio'] = row['torch_s'] / row['products_s']
+        row['fast_ratio'] = row['fast_s'] / row['products_s']
+        rows.append(row)
+    return {'version': torch.__version__, 'threads': torch.get_num_threads(),
+            'steps': rows}
+
+
+def print_torch(result):
+    print()
+    print('the same step in PyTorch {}, eager, {}, batch 100 (ms); '
+          'products: its float32 products alone (torch.matmul)'.format(
+              result['version'], cli.plural(result['threads'], 'thread')))
+    print('{:>6s} {:>10s} {:>9s} {:>9s} {:>9s} {:>9s} {:>9s} {:>9s}'.format(
+        'preset', 'net', 'pytorch', 'products', 'fast', 'pytorch/f',
+        'pytorch/p', 'fast/p'))
+    for r in result['steps']:
+        print('{:>6s} {:>10s} {:9.1f} {:9.1f} {:9.1f} {:8.2f}x {:8.2f}x '
+              '{:8.2f}x'.format(
+                  r['net'], '{hidden}x{units}'.format(**r), r['torch_s'] * 1e3,
+                  r['products_s'] * 1e3, r['fast_s'] * 1e3,
+                  r['torch_fast_ratio'], r['torch_ratio'], r['fast_ratio']))
 
 
 def bench_snapshot(model, optimizer, repeat=3):
@@ -489,8 +612,15 @@ def main(argv=None):
         print('--quick: sizes that check that every path runs; its times '
               'and ratios measure nothing')
     result['steps'] = bench_steps(device, sizes['steps'], train)
+    torch_peer, skipped = load_torch_peer(device)
+    result['torch'] = None if torch_peer is None else bench_torch(
+        torch_peer, sizes['torch'], train, sizes['torch_pause'])
     print_tables(result)
     print_steps(result['steps'])
+    if skipped:
+        print(skipped)
+    else:
+        print_torch(result['torch'])
     print(json.dumps(result))
     return 0
 

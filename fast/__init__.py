@@ -3,6 +3,14 @@ arXiv:1602.02830) with the data on the device (device_data.py), one Adam
 step, clipping included, for all parameters at once (flat_adam.py), and
 BatchNormalization compiled on the CPU (batch_norm.py).
 
+The data sit on the device and a batch is one slice through the epoch's
+permutation; type checks are off. On the CPU the update is one pass compiled
+by Numba (adam_cpu.py) that also clips and refreshes the sign(W) the forward
+reads, and the binary layers write their weight gradients straight into the
+flat array; on a GPU it is one fused kernel. The hidden binary layers, whose
+inputs are signs (or 0 where dropped out), multiply on packed bits in
+training and evaluation alike: exact integers, the sums BLAS gives.
+
 train_mnist.py runs this or, with --plain, Chainer's iterator, update rules,
 hooks and type checks: the same model, bit for bit on the CPU.
 """

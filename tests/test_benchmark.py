@@ -1,5 +1,6 @@
 import functools
 import json
+import sys
 import types
 
 import numpy
@@ -45,6 +46,18 @@ def test_quick_run_checks_every_path(capsys, monkeypatch):
     for inference in result['inference']:
         assert 1000 - 10 <= inference['agree'] <= 1000
     assert 'training, s per epoch' in '\n'.join(lines)
+    # The PyTorch part: its table where torch imports, else one line.
+    if result['torch'] is None:
+        assert lines[-2].startswith('the same step in PyTorch: skipped, '
+                                    'torch does not import (')
+    else:
+        assert [(r['net'], r['hidden'], r['units'])
+                for r in result['torch']['steps']] == [
+            ('port', 2, 100), ('paper', 3, 100)]
+        assert lines[-5].startswith('the same step in PyTorch {}, eager, '
+                                    .format(result['torch']['version']))
+        assert [line.split()[:2] for line in lines[-2:-4:-1]] == [
+            ['paper', '3x100'], ['port', '2x100']]
     # Its figures come with the warning that they mean nothing.
     assert lines[0] == ('--quick: sizes that check that every path runs; its '
                         'times and ratios measure nothing')
@@ -235,3 +248,98 @@ def test_without_mnist_one_line_says_so(monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert err.endswith(': error: data/mnist: no MNIST here\n')
     assert err.count('\n') == 1
+
+
+def test_torch_part_times_the_peer_its_products_and_the_fast_step(
+        capsys, monkeypatch):
+    torch = pytest.importorskip('torch')
+    torch_peer, skipped = benchmark.load_torch_peer(
+        chainer.get_device('@numpy'))
+    assert skipped is None
+    rng = numpy.random.RandomState(0)
+    train = chainer.datasets.TupleDataset(
+        rng.rand(100, 784).astype(numpy.float32),
+        rng.randint(10, size=100).astype(numpy.int32))
+    # Known seconds: each run taken once, as interleaved() would.
+    seconds = {'torch_s': 24e-3, 'products_s': 4e-3, 'fast_s': 8e-3}
+    pauses = []
+
+    def interleaved(runs, xp, pause):
+        assert runs.keys() == seconds.keys()
+        for run in runs.values():
+            run()
+        pauses.append(pause)
+        return dict(seconds)
+
+    monkeypatch.setattr(benchmark, 'interleaved', interleaved)
+    result = benchmark.bench_torch(torch_peer, [(recipes.Port, 20),
+                                                (recipes.Paper, 30)],
+                                   train, 0.2)
+    assert pauses == [0.2, 0.2]
+    assert (result['version'], result['threads']) == (
+        torch.__version__, torch.get_num_threads())
+    assert [(r['net'], r['hidden'], r['units'], r['batch'])
+            for r in result['steps']] == [('port', 2, 20, 100),
+                                          ('paper', 3, 30, 100)]
+    for r in result['steps']:
+        assert (r['torch_fast_ratio'], r['torch_ratio'], r['fast_ratio']) == (
+            pytest.approx(3.), pytest.approx(6.), pytest.approx(2.))
+    benchmark.print_torch(json.loads(json.dumps(result)))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        'the same step in PyTorch {}, eager, {} thread{}, batch 100 (ms); '
+        'products: its float32 products alone (torch.matmul)'.format(
+            torch.__version__, torch.get_num_threads(),
+            '' if torch.get_num_threads() == 1 else 's'))
+    assert lines[2].split() == ['preset', 'net', 'pytorch', 'products',
+                                'fast', 'pytorch/f', 'pytorch/p', 'fast/p']
+    assert lines[3].split() == ['port', '2x20', '24.0', '4.0', '8.0',
+                                '3.00x', '6.00x', '2.00x']
+    assert lines[4].split()[:2] == ['paper', '3x30']
+
+
+def test_torch_yardstick_runs_yardsticks_products(monkeypatch):
+    torch = pytest.importorskip('torch')
+    calls = []
+    real = torch.matmul
+    monkeypatch.setattr(torch, 'matmul', lambda a, b: calls.append(
+        (a, b)) or real(a, b))
+    benchmark.torch_yardstick(torch, [784, 30, 30, 10], 100)()
+    layers = benchmark.yardstick_arrays([784, 30, 30, 10], 100)
+    # The same arrays: x . W_b^T, gy^T . x and, above the first layer,
+    # gy . W_b.
+    expected = []
+    for k, (x, W_b, gy) in enumerate(layers):
+        expected += [(x, W_b.T), (gy.T, x)] + ([(gy, W_b)] if k else [])
+    assert len(calls) == len(expected) == 8
+    for (a, b), (x, y) in zip(calls, expected):
+        numpy.testing.assert_array_equal(a.numpy(), x)
+        numpy.testing.assert_array_equal(b.numpy(), y)
+
+
+def test_without_torch_one_line_says_so(capsys, monkeypatch):
+    # import torch fails, whether or not it is installed.
+    monkeypatch.setitem(sys.modules, 'torch', None)
+    monkeypatch.delitem(sys.modules, 'torch_peer', raising=False)
+    # The other parts, stood in for: this test is of the PyTorch part.
+    for name, value in (('bench_compiled', None), ('bench_product', []),
+                        ('bench_inference', []), ('bench_steps', []),
+                        ('bench_training', {
+                            'units': 100, 'iterations': 10,
+                            'binary_s_per_epoch': 2., 'float_s_per_epoch': 1.,
+                            'ratio': 2.})):
+        monkeypatch.setattr(benchmark, name, lambda *args, value=value: value)
+    assert benchmark.main(['--quick']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert json.loads(lines[-1])['torch'] is None
+    assert lines[-2] == (
+        'the same step in PyTorch: skipped, torch does not import (import of '
+        'torch halted; None in sys.modules); pip install -r '
+        'requirements-torch.txt adds it')
+    assert sum('PyTorch' in line for line in lines[:-1]) == 1
+
+
+def test_on_a_gpu_the_torch_part_is_skipped_in_one_line():
+    gpu = types.SimpleNamespace(xp=types.SimpleNamespace())
+    assert benchmark.load_torch_peer(gpu) == (
+        None, 'the same step in PyTorch: skipped, on the CPU only')
