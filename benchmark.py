@@ -549,7 +549,7 @@ def print_tables(result):
         print('compiled kernels: first call {:.2f} s (compiling, or loading '
               'the cache); {} threads; XOR-popcount-sum over cached words '
               '{:.1f} Gword/s, of which the product reached up to '
-              '{:.2g}%; first layer by {}'.format(
+              '{:.3g}%; first layer by {}'.format(
                   cpu['first_call_s'], cpu['threads'],
                   cpu['ceiling_words_per_s'] / 1e9,
                   100 * best / cpu['ceiling_words_per_s'],

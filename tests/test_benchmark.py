@@ -137,6 +137,27 @@ def test_clocks_start_after_the_warm_up_has_finished(monkeypatch):
     assert events == ['run', 'sync'] + ['clock', 'run', 'sync', 'clock'] * 2
 
 
+@pytest.mark.parametrize('words_per_s, share', [
+    (7.9e9, '82.3%'), (1.35e10, '141%'), (4e7, '0.417%')])
+def test_cpu_line_gives_the_products_share_of_its_ceiling(
+        capsys, words_per_s, share):
+    benchmark.print_tables({
+        'machine': {'blas': 'openblas Haswell'},
+        'compiled': {'first_call_s': 0.4, 'threads': 2,
+                     'ceiling_words_per_s': 9.6e9,
+                     'first_layer': 'bit planes'},
+        'product': [{'m': 100, 'k': 4096, 'n': 4096, 'float32_s': 8e-3,
+                     'xnor_s': 1e-3, 'words_per_s': words_per_s,
+                     'equal': True}],
+        'inference': [],
+        'training': {'units': 1000, 'iterations': 600,
+                     'binary_s_per_epoch': 2., 'float_s_per_epoch': 1.,
+                     'ratio': 2.}})
+    line, = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith('compiled kernels')]
+    assert 'the product reached up to {};'.format(share) in line
+
+
 def test_gpu_tables_set_the_kernels_side_by_side(capsys):
     product = {'m': 100, 'k': 4096, 'n': 4096, 'float32_s': 8e-3,
                'float16_s': 2e-3, 'popcll_s': 3e-3, 'xnor_s': 1e-3,

@@ -147,7 +147,10 @@ def test_draws_the_ratios_of_several_logs(tmp_path):
 
 def test_an_old_log_without_ratios_is_one_line(tmp_path, capsys):
     out = tmp_path / 'ratios.png'
-    old = os.path.join(ROOT, 'results', 'port-recipe.log.json')
+    old = tmp_path / 'old.json'
+    old.write_text(json.dumps([{'epoch': 1, 'main/loss': .57,
+                                'validation/main/accuracy': .96}]))
+    old = str(old)
     assert plot_results.main(['--ratios', '-o', str(out),
                               'new=' + ratios_log(tmp_path / 'a.json'),
                               'old=' + old]) == 1

@@ -1,0 +1,142 @@
+"""README quotes RESULTS, and RESULTS quotes the logs in results/: each
+figure stays true to its source."""
+import json
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A measured figure: a percentage or a ratio with its decimals ("1.55%",
+# "4.10x"), or a range of them ("1.17-1.29x": both ends); whole numbers are
+# counts and settings more often than results.
+FIGURE = re.compile(r'(?<![\w.^])(\d+\.\d+)(?:-(\d+\.\d+))?(%|x)(?!\w)')
+LOG = re.compile(r'results/[\w.-]+\.log\.json')
+# The paper's and the port's own figures, which README quotes from them.
+QUOTED_FROM_THE_PAPER = {'0.96%', '1.40%', '2.34%'}
+
+
+def read(name):
+    with open(os.path.join(ROOT, name), encoding='utf-8') as f:
+        return f.read()
+
+
+def figures(text):
+    return {number + unit for *ends, unit in FIGURE.findall(text)
+            for number in ends if number}
+
+
+def percent(fraction):
+    return '{:.2f}%'.format(100 * fraction)
+
+
+class Log(object):
+
+    """A run's log.json, read as RESULTS' tables quote it: the test set is
+    'test/main', or 'validation/main' where a run (the port's) evaluates on
+    the test set alone; the best epoch is that of the lowest validation
+    error, the latest on a tie, as train_mnist.py keeps mlp_best.model."""
+
+    def __init__(self, path):
+        with open(os.path.join(ROOT, path)) as f:
+            self.entries = {e['epoch']: e for e in json.load(f)}
+        self.last = max(self.entries)
+        self.validated = 'test/main/accuracy' in self.entries[self.last]
+        self.best = max(self.entries, key=lambda epoch: (
+            self.entries[epoch]['validation/main/accuracy'], epoch)
+        ) if self.validated else self.last
+
+    def test_accuracy(self, epoch):
+        key = 'test' if self.validated else 'validation'
+        return self.entries[epoch][key + '/main/accuracy']
+
+    def cell(self, header, row_epoch):
+        """What a table's cell under ``header`` must read, or None for a
+        column that quotes nothing from the log."""
+        header = header.strip('` ')
+        at = row_epoch or self.best
+        if header in ('test error', 'its test error'):
+            return percent(1 - self.test_accuracy(at))
+        if header == 'validation error':
+            return percent(
+                1 - self.entries[at]['validation/main/accuracy'])
+        if header == 'last epoch':
+            return percent(1 - self.test_accuracy(self.last))
+        if header == 'best validation epoch':
+            return str(self.best)
+        if header == 'epochs':
+            return str(self.last)
+        if header == 'time':
+            return '{:.0f} s'.format(self.entries[self.last]['elapsed_time'])
+        match = re.fullmatch(r'epoch (\d+)', header)
+        if match:
+            return percent(self.test_accuracy(int(match.group(1))))
+        return None
+
+
+def tables(text):
+    """(header cells, row cells) of each row of each Markdown table."""
+    header = None
+    for line in text.splitlines():
+        if not line.startswith('|'):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        if header is None:
+            header = cells
+        elif not set(line) <= set('|-: '):
+            yield header, cells
+
+
+def test_every_figure_readme_gives_is_in_results():
+    missing = figures(read('README.md')) - figures(read('RESULTS.md'))
+    assert not missing - QUOTED_FROM_THE_PAPER
+
+
+@pytest.mark.parametrize('page', ['README.md', 'RESULTS.md'])
+def test_every_log_a_page_names_exists(page):
+    for name in set(LOG.findall(read(page))):
+        assert os.path.isfile(os.path.join(ROOT, name)), name
+
+
+def check_rows(text):
+    """The cells of every table row that names one log, against the log;
+    the number of cells checked."""
+    checked = 0
+    for header, cells in tables(text):
+        names = set(LOG.findall(' '.join(cells)))
+        if len(names) != 1:
+            continue
+        log = Log(names.pop())
+        row_epoch = None
+        if header[0] == 'epoch':
+            row_epoch = int(re.match(r'\d+', cells[0]).group())
+        for column, cell in zip(header, cells):
+            if column == 'epoch':
+                continue
+            expected = log.cell(column, row_epoch)
+            if expected is not None and cell:
+                assert cell.startswith(expected), (cells, column, expected)
+                checked += 1
+    return checked
+
+
+def test_results_tables_quote_their_logs():
+    assert check_rows(read('RESULTS.md')) >= 20
+
+
+def test_a_wrong_figure_is_caught():
+    row = ('| run | epochs | test error | last epoch | time | log |\n'
+           '|---|---:|---:|---:|---:|---|\n'
+           '| torch7 | 100 | {} | 1.54% | 3985 s | '
+           '`results/torch7-100-epochs.log.json` |\n')
+    assert check_rows(row.format('1.55%')) == 4
+    with pytest.raises(AssertionError):
+        check_rows(row.format('1.56%'))
+    by_epoch = ('| epoch | test error | log |\n|---|---|---|\n'
+                '| 95, the best | {} | `results/torch7-100-epochs.log.json` |')
+    assert check_rows(by_epoch.format('1.55%')) == 1
+    with pytest.raises(AssertionError):
+        check_rows(by_epoch.format('1.54%'))
+    assert figures('1.55% test error, 4.10x as fast, 3 x 2048, 20 epochs, '
+                   '1.17-1.29x') == {'1.55%', '4.10x', '1.17x', '1.29x'}
