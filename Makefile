@@ -2,7 +2,7 @@
 # make test:  set up .venv and run the tests.
 # make gpu-check OUT=folder: every GPU path, each log into the folder (see
 # gpu_check.sh), with the venv's Python where there is a venv.
-# PYTHON, NUMPY and VENV choose the stack, as .ci/run does for its two.
+# PYTHON, NUMPY and VENV choose the stack, as .ci/run does for its three.
 # GPU=cuda12x or GPU=cuda13x adds CuPy 14 for that CUDA major version, with
 # CUDA's libraries (its [ctk] extra: CuPy's wheels carry none). The venv
 # remembers GPU for later make commands; GPU= sets it up for the CPU alone.

@@ -1,5 +1,6 @@
 import gzip
 import os
+import signal
 import sys
 import types
 
@@ -32,6 +33,12 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'gpu: needs CuPy and a CUDA device; skipped without them')
+    # The tests press Ctrl-C as a terminal would. A shell that starts a
+    # background job without job control has it ignore SIGINT, and so its
+    # processes (train_mnist.py rightly keeps a run going then): the tests
+    # run, and start their subprocesses, with Python's own handler.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def no_gpu_reason():

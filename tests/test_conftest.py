@@ -1,3 +1,5 @@
+import os
+import signal
 import subprocess
 import sys
 
@@ -26,3 +28,16 @@ def test_require_gpu_fails_what_would_be_skipped():
         assert required.returncode == 1
         assert '1 error' in required.stdout
         assert '--require-gpu: ' + reason in required.stdout
+
+
+def test_ctrl_c_reaches_the_tests_of_a_runner_that_ignores_it():
+    code = ('import signal, types, conftest; '
+            'conftest.pytest_configure(types.SimpleNamespace('
+            'addinivalue_line=lambda *args: None)); '
+            'print(signal.getsignal(signal.SIGINT) is '
+            'signal.default_int_handler)')
+    ignoring = subprocess.run(
+        [sys.executable, '-c', code], cwd=os.path.join(ROOT, 'tests'),
+        capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert ignoring.stdout == 'True\n', ignoring.stderr

@@ -1,6 +1,7 @@
 """README quotes RESULTS, and RESULTS quotes the logs in results/: each
 figure stays true to its source."""
 import json
+import math
 import os
 import re
 
@@ -66,6 +67,8 @@ class Log(object):
             return str(self.best)
         if header == 'epochs':
             return str(self.last)
+        if header == 'rate':
+            return '2^{:.0f}'.format(math.log2(self.entries[at]['lr']))
         if header == 'time':
             return '{:.0f} s'.format(self.entries[self.last]['elapsed_time'])
         match = re.fullmatch(r'epoch (\d+)', header)
@@ -140,3 +143,32 @@ def test_a_wrong_figure_is_caught():
         check_rows(by_epoch.format('1.54%'))
     assert figures('1.55% test error, 4.10x as fast, 3 x 2048, 20 epochs, '
                    '1.17-1.29x') == {'1.55%', '4.10x', '1.17x', '1.29x'}
+
+
+def test_the_pages_keep_their_sizes():
+    assert len(read('README.md').encode()) <= 14000
+    assert len(read('RESULTS.md').encode()) <= 25000
+
+
+def sections(text):
+    """{'## title': its text} of a Markdown page."""
+    parts = re.split(r'^(## .*)$', text, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+# What each speed section quotes from the printed outputs in results/.
+SPEED_SECTIONS = [('## The packed engine against float', 'x'),
+                  ('## Training speed against its products', 'x'),
+                  ('## Against PyTorch', 'x'),
+                  ("## Snapshots' cost", '%')]
+PRINTED = ['benchmark-py311.txt', 'benchmark-py312.txt',
+           'xnor-port-20-epochs.txt', 'xnor-torch7-100-epochs.txt']
+
+
+@pytest.mark.parametrize('title, unit', SPEED_SECTIONS)
+def test_speed_figures_are_ones_the_tools_printed(title, unit):
+    printed = ''.join(read(os.path.join('results', name)) for name in PRINTED)
+    quoted = {f for f in figures(sections(read('RESULTS.md'))[title])
+              if f.endswith(unit)}
+    assert quoted
+    assert not {f for f in quoted if f not in printed}
