@@ -148,22 +148,27 @@ def test_paper_groups_scale_the_binary_weights_steps_as_the_recipe():
         if not name.endswith('/W'))
 
 
-def test_port_forward_and_steps_are_chainers():
-    recipe = recipes.Port
-    model, peer = nets(recipe, 64)
-    x, t = batch(recipe)
+def forward_and_two_steps(recipe, model, peer, x, t):
+    """One forward of both nets, their losses compared, then two steps of
+    each on the same batch."""
     x_torch, t_torch = torch.from_numpy(x), torch.from_numpy(t).long()
     loss = model(x, t)
-    peer_loss = torch_peer.LOSSES['port'](peer(x_torch), t_torch)
+    peer_loss = torch_peer.LOSSES[recipe.name](peer(x_torch), t_torch)
     assert peer_loss.item() == pytest.approx(float(loss.array), rel=1e-6)
     optimizer = recipe.optimizer(model, recipe.clip)
     step = torch_peer.Step(recipe, peer)
-    # Two steps: the port clips before each, so the first step's gammas of
-    # 1 + alpha are clipped back before the second.
     for _ in range(2):
         optimizer.update(model, x, t)
         chainers_eps(step, optimizer)
         step(x_torch, t_torch)
+
+
+def test_port_forward_and_steps_are_chainers():
+    recipe = recipes.Port
+    model, peer = nets(recipe, 64)
+    forward_and_two_steps(recipe, model, peer, *batch(recipe))
+    # The port clips before each step, so the first step's gammas of
+    # 1 + alpha are clipped back only before the second.
     assert max(norm.weight.max().item() for norm in peer.norms) > 1
     assert_same_params(model, peer, 2)
     for (_, bn), norm in zip(model.predictor.layers(), peer.norms):
@@ -188,8 +193,6 @@ def test_paper_forward_and_steps_with_the_same_dropout_are_chainers(
         monkeypatch):
     recipe, n_units = recipes.Paper, 48
     model, peer = nets(recipe, n_units)
-    x, t = batch(recipe)
-    x_torch, t_torch = torch.from_numpy(x), torch.from_numpy(t).long()
     # Chainer's dropout draws from NumPy's generator, PyTorch's from its
     # own: both sides are given the same masks instead, which tests where
     # dropout acts and its scale. One forward and two steps, each drawing
@@ -208,15 +211,7 @@ def test_paper_forward_and_steps_with_the_same_dropout_are_chainers(
 
     monkeypatch.setattr(chainer.functions, 'dropout', dropout)
     peer.input_dropout = peer.hidden_dropout = Masks(masks)
-    loss = model(x, t)
-    peer_loss = torch_peer.LOSSES['paper'](peer(x_torch), t_torch)
-    assert peer_loss.item() == pytest.approx(float(loss.array), rel=1e-6)
-    optimizer = recipe.optimizer(model, recipe.clip)
-    step = torch_peer.Step(recipe, peer)
-    for _ in range(2):
-        optimizer.update(model, x, t)
-        chainers_eps(step, optimizer)
-        step(x_torch, t_torch)
+    forward_and_two_steps(recipe, model, peer, *batch(recipe))
     assert not masks and not drawn
     # Clipped after each step: W uniform in [-1, 1] reaches the bounds.
     assert all(linear.weight.abs().max().item() == 1
