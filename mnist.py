@@ -22,6 +22,7 @@ from chainer.dataset import download
 from chainer.datasets import tuple_dataset
 
 from utils import atomic_file
+from utils import cli
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            'data', 'mnist')
@@ -176,9 +177,10 @@ def _header(data, name, magic, n_dims):
         raise MnistError('{} is too short for an IDX header'.format(name))
     fields = numpy.frombuffer(data, '>u4', count=1 + n_dims)
     if fields[0] != magic:
-        raise MnistError('{} is not an IDX file of {} dimension(s) of '
-                         'unsigned bytes (magic number 0x{:08x}, expected '
-                         '0x{:08x})'.format(name, n_dims, fields[0], magic))
+        raise MnistError('{} is not an IDX file of {} of unsigned bytes '
+                         '(magic number 0x{:08x}, expected 0x{:08x})'.format(
+                             name, cli.plural(n_dims, 'dimension'),
+                             fields[0], magic))
     shape = tuple(int(n) for n in fields[1:])
     expected = size + int(numpy.prod(shape))
     if len(data) != expected:

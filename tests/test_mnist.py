@@ -113,7 +113,7 @@ def test_dataset_dir_is_not_held_to_mnist_checksums(tmp_path):
     ('t10k-labels-idx1-ubyte', idx_labels([1, 2, 10, 3]), 'label 10'),
     ('t10k-labels-idx1-ubyte', idx_labels([1, 2, 3]), '4 images but'),
     ('t10k-labels-idx1-ubyte', idx_images(numpy.zeros((4, 28, 28))),
-     'magic number 0x00000803'),
+     'an IDX file of 1 dimension of unsigned bytes .magic number 0x00000803'),
     ('t10k-images-idx3-ubyte', idx_images(numpy.zeros((4, 27, 28))),
      '27x28'),
     ('t10k-images-idx3-ubyte', idx_images(numpy.zeros((4, 28, 28)))[:-5],

@@ -80,8 +80,8 @@ def get_device(gpu):
     except cuda.cupy.cuda.runtime.CUDARuntimeError as e:
         raise UsageError('--gpu {}: no usable GPU ({})'.format(gpu, e))
     if gpu >= count:
-        raise UsageError('--gpu {}: this machine has {} GPU(s)'.format(
-            gpu, count))
+        raise UsageError('--gpu {}: this machine has {}'.format(
+            gpu, plural(count, 'GPU')))
     return chainer.get_device('@cupy:{}'.format(gpu))
 
 

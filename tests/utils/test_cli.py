@@ -96,7 +96,7 @@ def with_runtime(monkeypatch, runtime):
                  'detected'),
      '--gpu 0: no usable GPU (cudaErrorNoDevice: no CUDA-capable device is '
      'detected)'),
-    (FakeRuntime(count=0), '--gpu 0: this machine has 0 GPU(s)'),
+    (FakeRuntime(count=0), '--gpu 0: this machine has 0 GPUs'),
 ])
 def test_no_device_is_said_plainly(monkeypatch, runtime, message):
     with_runtime(monkeypatch, runtime)
