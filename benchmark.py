@@ -399,12 +399,13 @@ def load_torch_peer(device):
     if device.xp is not numpy:
         return None, 'the same step in PyTorch: skipped, on the CPU only'
     try:
-        import torch_peer
+        import torch  # noqa: F401
     # A torch whose shared libraries do not load raises OSError.
     except (ImportError, OSError) as e:
         return None, ('the same step in PyTorch: skipped, torch does not '
                       'import ({}); pip install -r requirements-torch.txt '
                       'adds it'.format(e))
+    import torch_peer
     return torch_peer, None
 
 
@@ -618,6 +619,7 @@ def main(argv=None):
     print_tables(result)
     print_steps(result['steps'])
     if skipped:
+        print()
         print(skipped)
     else:
         print_torch(result['torch'])

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 def binarize(x):
     """x^b = sign(x): +1 where x >= 0, else -1 (Sec. 1.1; sign(0) = +1, as
     bst.binarize's)."""
-    return torch.where(x >= 0, 1., -1.)
+    return torch.where(x >= 0, 1., -1.).to(x.dtype)
 
 
 class SignWeights(torch.autograd.Function):
@@ -121,8 +121,9 @@ def optimizer(recipe, model):
 
     PyTorch's betas and eps are Chainer's (0.9, 0.999, 1e-8), but PyTorch
     adds eps to sqrt(v / (1 - beta2^t)) where Chainer and Lasagne add it to
-    sqrt(v): the same step as theirs with eps sqrt(1 - beta2^t), 3e-10 at
-    the first step, 1e-8 after a few thousand.
+    sqrt(v): the same step as theirs with eps * sqrt(1 - beta2^t) in place
+    of eps, 3e-10 at the first step, 1e-8 after a few thousand. The Adam
+    is PyTorch's default one (neither fused nor foreach on the CPU).
     """
     if not recipe.glorot_steps:
         return torch.optim.Adam(model.parameters(), lr=recipe.rate)
@@ -135,7 +136,7 @@ def optimizer(recipe, model):
     return torch.optim.Adam(groups, lr=recipe.rate)
 
 
-def clipped_params(recipe, model):
+def clipped_params(model, recipe):
     """The parameters ``recipe`` keeps in [-1, 1]: all of them (the port's
     hook reached BatchNormalization's too) or the binary weights."""
     if recipe.clip == 'all':
@@ -152,7 +153,7 @@ class Step(object):
     def __init__(self, recipe, model):
         self.model = model
         self.optimizer = optimizer(recipe, model)
-        self.clipped = clipped_params(recipe, model)
+        self.clipped = clipped_params(model, recipe)
         self.lossfun = LOSSES[recipe.name]
         self.timing = recipe.clip_timing
 

@@ -41,6 +41,18 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def import_torch():
+    """torch, or the module's tests skipped: where it is not installed, and
+    where it is but does not load (a missing shared library raises
+    OSError, which pytest.importorskip lets through)."""
+    try:
+        import torch
+    except (ImportError, OSError) as e:
+        pytest.skip('torch does not import ({})'.format(e),
+                    allow_module_level=True)
+    return torch
+
+
 def no_gpu_reason():
     """Why ``--gpu 0`` cannot run here, or None where it can."""
     try:

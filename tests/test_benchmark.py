@@ -1,4 +1,5 @@
 import functools
+import importlib.abc
 import json
 import sys
 import types
@@ -9,6 +10,7 @@ import pytest
 import chainer
 
 import benchmark
+from conftest import import_torch
 from conftest import record_clock
 from net import MnistMLP
 from packed import cpu
@@ -56,8 +58,8 @@ def test_quick_run_checks_every_path(capsys, monkeypatch):
             ('port', 2, 100), ('paper', 3, 100)]
         assert lines[-5].startswith('the same step in PyTorch {}, eager, '
                                     .format(result['torch']['version']))
-        assert [line.split()[:2] for line in lines[-2:-4:-1]] == [
-            ['paper', '3x100'], ['port', '2x100']]
+        assert [line.split()[:2] for line in lines[-3:-1]] == [
+            ['port', '2x100'], ['paper', '3x100']]
     # Its figures come with the warning that they mean nothing.
     assert lines[0] == ('--quick: sizes that check that every path runs; its '
                         'times and ratios measure nothing')
@@ -273,7 +275,7 @@ def test_without_mnist_one_line_says_so(monkeypatch, capsys):
 
 def test_torch_part_times_the_peer_its_products_and_the_fast_step(
         capsys, monkeypatch):
-    torch = pytest.importorskip('torch')
+    torch = import_torch()
     torch_peer, skipped = benchmark.load_torch_peer(
         chainer.get_device('@numpy'))
     assert skipped is None
@@ -285,10 +287,21 @@ def test_torch_part_times_the_peer_its_products_and_the_fast_step(
     seconds = {'torch_s': 24e-3, 'products_s': 4e-3, 'fast_s': 8e-3}
     pauses = []
 
-    def interleaved(runs, xp, pause):
+    peers = []
+    net = torch_peer.MnistMLP
+    monkeypatch.setattr(torch_peer, 'MnistMLP',
+                        lambda *args: peers.append(net(*args)) or peers[-1])
+
+    def interleaved(runs, xp, *, pause):
         assert runs.keys() == seconds.keys()
-        for run in runs.values():
+        # Each label times its own run: only the PyTorch step moves the
+        # PyTorch net's weights.
+        for name, run in runs.items():
+            before = [p.detach().clone() for p in peers[-1].parameters()]
             run()
+            moved = any(not torch.equal(a, b) for a, b in zip(
+                before, peers[-1].parameters()))
+            assert moved == (name == 'torch_s'), name
         pauses.append(pause)
         return dict(seconds)
 
@@ -320,7 +333,7 @@ def test_torch_part_times_the_peer_its_products_and_the_fast_step(
 
 
 def test_torch_yardstick_runs_yardsticks_products(monkeypatch):
-    torch = pytest.importorskip('torch')
+    torch = import_torch()
     calls = []
     real = torch.matmul
     monkeypatch.setattr(torch, 'matmul', lambda a, b: calls.append(
@@ -358,6 +371,29 @@ def test_without_torch_one_line_says_so(capsys, monkeypatch):
         'torch halted; None in sys.modules); pip install -r '
         'requirements-torch.txt adds it')
     assert sum('PyTorch' in line for line in lines[:-1]) == 1
+
+
+class Unloadable(importlib.abc.MetaPathFinder):
+
+    """torch installed, but its shared libraries do not load."""
+
+    def find_spec(self, name, path, target=None):
+        if name == 'torch':
+            raise OSError('libtorch_cpu.so: cannot open shared object file')
+        return None
+
+
+def test_a_torch_that_does_not_load_is_skipped(monkeypatch):
+    monkeypatch.delitem(sys.modules, 'torch', raising=False)
+    monkeypatch.delitem(sys.modules, 'torch_peer', raising=False)
+    monkeypatch.setattr(sys, 'meta_path', [Unloadable()] + sys.meta_path)
+    assert benchmark.load_torch_peer(chainer.get_device('@numpy')) == (
+        None, 'the same step in PyTorch: skipped, torch does not import '
+        '(libtorch_cpu.so: cannot open shared object file); pip install -r '
+        'requirements-torch.txt adds it')
+    # And the PyTorch tests skip, where pytest.importorskip would fail.
+    with pytest.raises(pytest.skip.Exception):
+        import_torch()
 
 
 def test_on_a_gpu_the_torch_part_is_skipped_in_one_line():

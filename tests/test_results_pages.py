@@ -1,11 +1,13 @@
-"""README quotes RESULTS, and RESULTS quotes the logs in results/: each
-figure stays true to its source."""
+"""README's percentages and ratios are RESULTS', and RESULTS' tables quote
+the logs and printed outputs in results/ that they name."""
 import json
 import math
 import os
 import re
 
 import pytest
+
+from utils import training_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A measured figure: a percentage or a ratio with its decimals ("1.55%",
@@ -43,9 +45,8 @@ class Log(object):
             self.entries = {e['epoch']: e for e in json.load(f)}
         self.last = max(self.entries)
         self.validated = 'test/main/accuracy' in self.entries[self.last]
-        self.best = max(self.entries, key=lambda epoch: (
-            self.entries[epoch]['validation/main/accuracy'], epoch)
-        ) if self.validated else self.last
+        self.best = training_log.best_entry(
+            self.entries.values())['epoch'] if self.validated else self.last
 
     def test_accuracy(self, epoch):
         key = 'test' if self.validated else 'validation'
@@ -84,10 +85,13 @@ def tables(text):
         if not line.startswith('|'):
             header = None
             continue
-        cells = [c.strip() for c in line.strip('|').split('|')]
+        # A cell may hold an escaped pipe, \|.
+        cells = [c.strip()
+                 for c in re.split(r'(?<!\\)\|', line.strip()[1:-1])]
         if header is None:
             header = cells
         elif not set(line) <= set('|-: '):
+            assert len(cells) == len(header), line
             yield header, cells
 
 
@@ -119,7 +123,9 @@ def check_rows(text):
                 continue
             expected = log.cell(column, row_epoch)
             if expected is not None and cell:
-                assert cell.startswith(expected), (cells, column, expected)
+                # The figure, then nothing or words: 950 is not 95.
+                assert re.match(re.escape(expected) + r'($|[^\w.^])', cell), (
+                    cells, column, expected)
                 checked += 1
     return checked
 
@@ -141,6 +147,12 @@ def test_a_wrong_figure_is_caught():
     assert check_rows(by_epoch.format('1.55%')) == 1
     with pytest.raises(AssertionError):
         check_rows(by_epoch.format('1.54%'))
+    best = ('| run \\| flags | best validation epoch | log |\n|---|---|---|\n'
+            '| torch7 \\| --epoch 100 | {} | '
+            '`results/torch7-100-epochs.log.json` |')
+    assert check_rows(best.format('95')) == 1
+    with pytest.raises(AssertionError):
+        check_rows(best.format('950'))
     assert figures('1.55% test error, 4.10x as fast, 3 x 2048, 20 epochs, '
                    '1.17-1.29x') == {'1.55%', '4.10x', '1.17x', '1.29x'}
 
@@ -162,6 +174,7 @@ SPEED_SECTIONS = [('## The packed engine against float', 'x'),
                   ('## Against PyTorch', 'x'),
                   ("## Snapshots' cost", '%')]
 PRINTED = ['benchmark-py311.txt', 'benchmark-py312.txt',
+           'benchmark-torch-fused-adam.txt',
            'xnor-port-20-epochs.txt', 'xnor-torch7-100-epochs.txt']
 
 

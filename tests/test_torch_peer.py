@@ -6,7 +6,9 @@ import math
 import numpy
 import pytest
 
-torch = pytest.importorskip('torch')
+from conftest import import_torch
+
+torch = import_torch()
 
 import chainer  # noqa: E402
 
