@@ -175,7 +175,8 @@ SPEED_SECTIONS = [('## The packed engine against float', 'x'),
                   ("## Snapshots' cost", '%')]
 PRINTED = ['benchmark-py311.txt', 'benchmark-py312.txt',
            'benchmark-torch-fused-adam.txt',
-           'xnor-port-20-epochs.txt', 'xnor-torch7-100-epochs.txt']
+           'xnor-port-20-epochs.txt', 'xnor-torch7-100-epochs.txt',
+           'xnor-paper-60-epochs.txt']
 
 
 @pytest.mark.parametrize('title, unit', SPEED_SECTIONS)
